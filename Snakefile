@@ -1,0 +1,27 @@
+"""DANCE artifact: every table and figure of the paper from one DAG.
+
+    snakemake --cores all                                   # default config
+    snakemake --cores all --configfile workflow/config/smoke.yaml
+
+Thin by design: the config is validated, the rule files are included, and each rule calls
+one `python -m dance <command>`. All logic lives in src/dance.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "workflow/config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/baseline.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.plot_samples.output,
+        expand(rules.evaluate.output.metrics, model=config["models"], stage=["baseline"]),

@@ -1,0 +1,183 @@
+"""Load, default-fill and validate a configuration against the one schema.
+
+The schema (`workflow/schemas/config.schema.yaml`) is the single source of truth for keys,
+ranges, defaults and descriptions. Both the Snakefile and every CLI command go through
+:func:`validate`, so a bad key fails the same way everywhere: before any work, with the key
+and the allowed values in the message.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from dance.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "workflow" / "config" / "default.yaml"
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(instance: Any, schema: dict) -> None:
+    """Insert schema defaults for missing keys, recursing into objects (in place)."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    text = ""
+    for part in error.absolute_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _allowed(schema: dict) -> str:
+    """Describe what a schema node allows, for error messages."""
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if schema.get("type") == "array" and "enum" in schema.get("items", {}):
+        return "a list of " + ", ".join(json.dumps(v) for v in schema["items"]["enum"])
+    kind = schema.get("type", "")
+    text = kind if isinstance(kind, str) else " or ".join(kind)
+    bounds = [f"{sym} {schema[word]}" for word, sym in
+              (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+               ("exclusiveMaximum", "<")) if word in schema]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    return text or "see the schema"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        msgs = []
+        for key in unknown:
+            full = f"{where}.{key}" if where != "<top level>" else key
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+            msgs.append(f"unknown config key '{full}'{tip}; allowed keys here: {', '.join(allowed)}")
+        return "; ".join(msgs)
+    node = error.schema
+    desc = node.get("description", "")
+    got = json.dumps(error.instance) if not isinstance(error.instance, dict) else "a mapping"
+    text = f"config key '{where}' = {got} is invalid: allowed is {_allowed(node)}"
+    if error.validator not in ("enum", "type", "minimum", "maximum", "exclusiveMinimum",
+                               "exclusiveMaximum"):
+        text += f" ({error.message})"
+    if desc:
+        text += f". {desc}"
+    return text
+
+
+def validate(raw: dict | None) -> dict:
+    """Return a validated copy of `raw` with every default filled in.
+
+    Raises ConfigError naming each offending key and what it allows.
+    """
+    cfg = copy.deepcopy(raw or {})
+    if not isinstance(cfg, dict):
+        raise ConfigError("the config must be a mapping of keys to values")
+    schema = load_schema()
+    _fill_defaults(cfg, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        # The deepest, most specific message for each key path.
+        seen: dict[str, str] = {}
+        for err in errors:
+            best = jsonschema.exceptions.best_match([err])
+            seen.setdefault(_key_path(best) + err.validator, _message(best))
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(seen.values()))
+    _check_cross_keys(cfg)
+    return cfg
+
+
+def _check_cross_keys(cfg: dict) -> None:
+    """Rules that involve more than one key (the schema cannot say them)."""
+    ds = cfg["dataset"]
+    if ds["name"] != "synthetic" and not ds["root"]:
+        raise ConfigError(
+            f"config key 'dataset.root' must be the folder of the {ds['name']} videos and split "
+            f"files when 'dataset.name' is {ds['name']!r} (it is null)")
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Read a YAML/JSON config file (default: workflow/config/default.yaml) and validate it."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if overrides:
+        raw = merge(raw, overrides)
+    return validate(raw)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge: `update` wins; nested mappings are merged, not replaced."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """Turn 'train.epochs=3' into {'train': {'epochs': 3}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, value = text.split("=", 1)
+    node: dict = {}
+    cursor = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor[part] = {}
+        cursor = cursor[part]
+    cursor[parts[-1]] = yaml.safe_load(value)
+    return node
+
+
+def fingerprint(cfg: dict, keys: Iterable[str] | None = None) -> str:
+    """Stable short hash of the config (or of some top-level sections of it).
+
+    Checkpoints store it, so a checkpoint made under another config is refused on resume,
+    and Snakemake rules use it as a params trigger so that only affected rules re-run.
+    """
+    part = cfg if keys is None else {k: cfg.get(k) for k in sorted(keys)}
+    blob = json.dumps(part, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def write_resolved(cfg: dict, folder: str | Path) -> Path:
+    """Write the validated config to `folder/config-<fingerprint>.yaml` (content-addressed,
+    so concurrent or repeated workflow starts agree on it) and return the path."""
+    from dance.io import write_text
+
+    path = Path(folder) / f"config-{fingerprint(cfg)}.yaml"
+    if not path.exists():
+        write_text(path, yaml.safe_dump(cfg, sort_keys=True))
+    return path

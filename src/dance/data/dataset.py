@@ -1,0 +1,53 @@
+"""The torch view of a cached split: float clips (3, T, H, W), labels and difficulty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dance.data.shards import load_split
+
+# Fixed per-channel normalisation (Kinetics-like statistics); a constant, so that the cached
+# uint8 clips and the network input are linked by one documented affine map.
+MEAN = 0.45
+STD = 0.225
+
+
+def to_input(clips_uint8: torch.Tensor) -> torch.Tensor:
+    """(N, T, H, W, 3) uint8 → (N, 3, T, H, W) float32, normalised."""
+    x = clips_uint8.permute(0, 4, 1, 2, 3).float().div_(255.0)
+    return x.sub_(MEAN).div_(STD)
+
+
+class ClipDataset(Dataset):
+    """A whole split held in memory (the default set is ~300 MB; real sets are cached small)."""
+
+    def __init__(self, data_dir: str | Path, split: str):
+        clips, meta, manifest = load_split(data_dir, split)
+        self.clips = torch.from_numpy(np.ascontiguousarray(clips))
+        self.labels = torch.tensor([int(m["label"]) for m in meta], dtype=torch.long)
+        self.difficulty = torch.tensor(
+            [float(m.get("difficulty") or "nan") for m in meta], dtype=torch.float32)
+        self.meta = meta
+        self.classes: list[str] = list(manifest["classes"])
+        self.split = split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_input(self.clips[i : i + 1])[0], self.labels[i]
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None):
+        """Yield (x, y, idx) mini-batches; vectorised, faster than a DataLoader here."""
+        order = torch.arange(len(self)) if order is None else order
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield to_input(self.clips[idx]), self.labels[idx], idx

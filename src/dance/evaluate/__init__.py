@@ -1,0 +1,1 @@
+"""Evaluation of classifiers: accuracy, per-class accuracy, confusion matrix."""

@@ -1,0 +1,43 @@
+"""Checkpoints that refuse to be misused.
+
+A checkpoint records which model, data shape and config produced it; loading one made for
+something else, or a truncated/corrupt file, raises CheckpointError naming the file instead
+of failing deep inside `load_state_dict`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dance.errors import CheckpointError
+from dance.io import atomic_path
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a checkpoint; every key of `expect` must match its `meta` entry."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged zip/pickle
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); delete it and re-run to rebuild it") from None
+    if not isinstance(payload, dict) or "meta" not in payload or "model" not in payload:
+        raise CheckpointError(f"{path} is not a DANCE checkpoint (no 'meta'/'model' entries)")
+    for key, want in (expect or {}).items():
+        got = payload["meta"].get(key)
+        if got != want:
+            raise CheckpointError(
+                f"checkpoint {path} was made for {key}={got!r}, but this run needs "
+                f"{key}={want!r}; delete it (or restore the config) and re-run")
+    return payload

@@ -1,0 +1,45 @@
+"""Shared test helpers: tiny configs and a subprocess runner for the CLI and Snakemake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dance import config as config_mod
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(tmp_path: Path, **overrides) -> dict:
+    """A validated config with a very small data set, writing everything under tmp_path."""
+    raw = {
+        "results_dir": str(tmp_path / "results"),
+        "figures_dir": str(tmp_path / "figures"),
+        "work_dir": str(tmp_path / "work"),
+        "device": "cpu",
+        "threads": 1,
+        "dataset": {"frames": 8, "size": 32, "shard_size": 16,
+                    "synthetic": {"train_clips": 24, "val_clips": 10, "test_clips": 10}},
+        "model": {"width": 0.125},
+        "train": {"epochs": 2, "batch_size": 8, "progress": False, "warmup_epochs": 0.5},
+    }
+    return config_mod.validate(config_mod.merge(raw, overrides))
+
+
+def run(cmd: list[str], cwd: Path = REPO, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def dance_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dance", *args], **kw)
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> dict:
+    return tiny_config(tmp_path)

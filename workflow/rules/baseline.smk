@@ -1,0 +1,31 @@
+# Stage 1: dense baselines, trained from scratch and evaluated on the test split.
+
+
+rule train_baseline:
+    input:
+        manifest=PATHS.manifest,
+    output:
+        checkpoint=PATHS.checkpoint("{model}", "baseline"),
+        history=PATHS.history("{model}", "baseline"),
+    params:
+        fp=fp("seed", "dataset", "model", "train"),
+    threads: workflow.cores
+    log:
+        LOGS / "train_baseline_{model}.log",
+    shell:
+        dance("train-baseline", "--model {wildcards.model}", "--set threads={threads}")
+
+
+rule evaluate:
+    input:
+        checkpoint=PATHS.checkpoint("{model}", "{stage}"),
+    output:
+        metrics=PATHS.evaluation("{model}", "{stage}"),
+        per_class=PATHS.metrics / "{model}" / "{stage}_per_class.csv",
+        confusion=PATHS.metrics / "{model}" / "{stage}_confusion.csv",
+    threads: workflow.cores
+    log:
+        LOGS / "evaluate_{model}_{stage}.log",
+    shell:
+        dance("evaluate", "--model {wildcards.model}", "--stage {wildcards.stage}",
+              "--set threads={threads}")

@@ -1,0 +1,26 @@
+# Stage 0: the data set (generated, or decoded from UCF101/HMDB51) and its sample figure.
+
+
+rule prepare_data:
+    output:
+        manifest=PATHS.manifest,
+    params:
+        fp=fp("seed", "dataset"),
+    log:
+        LOGS / "prepare_data.log",
+    shell:
+        dance("prepare-data")
+
+
+rule plot_samples:
+    input:
+        manifest=PATHS.manifest,
+        code="src/dance/data/samples_figure.py",
+    output:
+        png=PATHS.figure("dataset_samples", "png"),
+        pdf=PATHS.figure("dataset_samples", "pdf"),
+        csv=PATHS.figure("dataset_samples", "csv"),
+    log:
+        LOGS / "plot_samples.log",
+    shell:
+        dance("plot-samples")
