@@ -1,0 +1,95 @@
+"""Energy *model estimate* from MACs and memory accesses (method.md §4).
+
+A table of per-operation costs with two presets:
+
+* ``eyeriss65`` — normalised to one MAC (Chen et al., ISCA 2016, "Eyeriss", 65 nm, 16-bit):
+  MAC 1, register file (RF) 1, inter-PE (array network) 2, global buffer 6, DRAM 200.
+* ``horowitz45`` — picojoules (Horowitz, ISSCC 2014; table reused by Han et al., 2015;
+  45 nm, 32-bit): fp32 MAC 4.6 (= mult 3.7 + add 0.9), 32-bit SRAM read 5,
+  32-bit DRAM access 640. The table has no RF/inter-PE levels, so they cost 0 here.
+
+Mapping of work to levels (our reconstruction, docs/measurement.md):
+
+    compute = MACs · (mac + rf_per_mac · rf)        every MAC reads weight, activation and
+                                                    partial sum from the RF and writes the
+                                                    partial sum back: rf_per_mac = 4
+                                                    (Sze et al., Proc. IEEE 2017)
+    onchip  = A · (buffer + noc)                    each element is read from (or written to)
+                                                    the global buffer once and crosses the
+                                                    PE-array network once
+    dram    = A · dram                              each element moves DRAM <-> buffer once
+    A       = weights_read + inputs_read + outputs_written   (elements, ideal reuse)
+
+One element = one word of the table's width (16-bit for eyeriss65, 32-bit for horowitz45).
+Pass a dict instead of a preset name to use other costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dance.errors import ConfigError
+
+COST_KEYS = ("mac", "rf", "rf_per_mac", "noc", "buffer", "dram")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "eyeriss65": {
+        "mac": 1.0, "rf": 1.0, "rf_per_mac": 4, "noc": 2.0, "buffer": 6.0, "dram": 200.0,
+        "unit": "MAC-normalised",
+        "source": "Chen et al., ISCA 2016 (Eyeriss, 65 nm); rf_per_mac: Sze et al., 2017",
+    },
+    "horowitz45": {
+        "mac": 4.6, "rf": 0.0, "rf_per_mac": 0, "noc": 0.0, "buffer": 5.0, "dram": 640.0,
+        "unit": "pJ",
+        "source": "Horowitz, ISSCC 2014; Han et al., NeurIPS 2015 (45 nm, 32-bit)",
+    },
+}
+
+
+def costs(preset: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The cost table for a preset name, or a user table validated to have every key."""
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown energy preset {preset!r}; allowed: "
+                              f"{', '.join(sorted(PRESETS))} (or a dict with {COST_KEYS})")
+        return {"name": preset, **PRESETS[preset]}
+    table = dict(preset)
+    missing = [k for k in COST_KEYS if k not in table]
+    if missing:
+        raise ConfigError(f"energy cost table is missing {', '.join(missing)}; "
+                          f"needs {', '.join(COST_KEYS)}")
+    for key in COST_KEYS:
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"energy cost {key!r} must be a number >= 0, got {value!r}")
+    table.setdefault("name", "custom")
+    table.setdefault("unit", "custom units")
+    return table
+
+
+def estimate(macs: float, accesses: Mapping[str, Any],
+             preset: str | Mapping[str, Any] = "eyeriss65") -> dict[str, Any]:
+    """Energy split into compute, on-chip movement and DRAM; always a model estimate.
+
+    `accesses` needs ``weights_read``, ``inputs_read`` and ``outputs_written`` in elements
+    (e.g. from :func:`dance.measure.memory.conv_accesses` or a sum of them).
+    """
+    table = costs(preset)
+    missing = [k for k in ("weights_read", "inputs_read", "outputs_written") if k not in accesses]
+    if missing:
+        raise ValueError(f"accesses lacks {', '.join(missing)}")
+    moved = float(accesses["weights_read"] + accesses["inputs_read"]
+                  + accesses["outputs_written"])
+    compute = float(macs) * (table["mac"] + table["rf_per_mac"] * table["rf"])
+    onchip = moved * (table["buffer"] + table["noc"])
+    dram = moved * table["dram"]
+    return {
+        "compute": compute,
+        "onchip": onchip,
+        "dram": dram,
+        "total": compute + onchip + dram,
+        "unit": table["unit"],
+        "label": "model estimate",
+        "preset": table["name"],
+    }
