@@ -7,6 +7,7 @@ of failing deep inside `load_state_dict`.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ from dance.io import atomic_path
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:
+    """Atomic and byte-deterministic: torch names the zip records after the file it writes
+    to, so we serialise to memory first (records named 'archive') and then write."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:
