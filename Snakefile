@@ -18,10 +18,15 @@ configfile: "workflow/config/default.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/baseline.smk"
+include: "workflow/rules/ava.smk"
+include: "workflow/rules/measure.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.plot_samples.output,
-        expand(rules.evaluate.output.metrics, model=config["models"], stage=["baseline"]),
+        expand(rules.evaluate.output.metrics, model=config["models"], stage=["baseline", "ava"]),
+        expand(rules.ava_stats.output, model=config["models"]),
+        rules.profile.output,
+        expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),

@@ -45,6 +45,33 @@ class Paths:
         """Test-split evaluation: top-1, per-class accuracy, confusion matrix."""
         return self.metrics / model / f"{stage}_eval.json"
 
+    def ava_sparsity(self, model: str) -> Path:
+        """Per stage, layer and dimension: mean Hoyer sparsity and normalised variance."""
+        return self.metrics / model / "ava_sparsity.csv"
+
+    def ava_profiles(self, model: str) -> Path:
+        """Sorted magnitude profiles of a few test clips and layers, per stage (figure F5)."""
+        return self.metrics / model / "ava_profiles.csv"
+
+    def ava_summary(self, model: str) -> Path:
+        """Top-1 and mean Hoyer sparsity per dimension before/after AVA."""
+        return self.metrics / model / "ava_summary.json"
+
+    def bench(self, model: str, stage: str) -> Path:
+        """Host latency (and RAPL energy) of every bench variant, one row per variant; the
+        per-call times, schedule, audits and slow-path check go to the .json beside it."""
+        return self.metrics / model / f"bench_{stage}.csv"
+
+    @property
+    def profile_layers(self) -> Path:
+        """Dense per-layer MACs, accesses and energy model estimate, every configured model."""
+        return self.metrics / "profile_layers.csv"
+
+    @property
+    def profile_summary(self) -> Path:
+        """Dense per-model totals of :attr:`profile_layers` and the ops left uncounted."""
+        return self.metrics / "profile_summary.csv"
+
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -12,9 +12,9 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ class Schedule:
     progress: bool = True
 
     @classmethod
-    def from_config(cls, section: dict) -> "Schedule":
+    def from_config(cls, section: dict) -> Schedule:
         return cls(**{k: section[k] for k in cls.__dataclass_fields__})
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
@@ -104,7 +104,9 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
         state = checkpoint.load(latest, expect=meta)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history = state["history"]
+        # Interned keys: the same str objects a fresh run uses, so pickle's memo (and thus
+        # the bytes of the final checkpoint) is identical with and without a resume.
+        history = [{sys.intern(k): v for k, v in row.items()} for row in state["history"]]
         start_epoch = state["epoch"] + 1
         print(f"[{desc}] resuming after epoch {start_epoch} from {latest}", file=sys.stderr)
 
@@ -130,7 +132,7 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
             loss.backward()
             optimizer.step()
             n = len(y)
-            sums["loss"] += float(loss) * n
+            sums["loss"] += float(loss.detach()) * n
             sums["correct"] += float((logits.argmax(1) == y).sum())
             sums["seen"] += n
             for k, v in terms.items():

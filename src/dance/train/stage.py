@@ -1,19 +1,37 @@
-"""What identifies a trained network, and how to rebuild one from its checkpoint."""
+"""What identifies a trained network, how to rebuild one from its checkpoint, and the one
+implementation of "train a stage" (baseline, AVA, ...) on top of :func:`loop.fit`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from dance import config as config_mod
+from dance import runtime
+from dance.data.dataset import ClipDataset
 from dance.paths import Paths
 from dance.train import checkpoint
+from dance.train.loop import LossFn, Schedule, fit, write_history
+
+# Config sections, beyond seed/dataset/model/train, whose keys change a stage's weights.
+# A stage that starts from another stage's checkpoint lists that stage's sections too.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "ava": ("ava",),
+}
 
 
-def fingerprint_for_training(cfg: dict) -> str:
-    """Hash of every key that changes trained weights (not output folders or progress bars)."""
+def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
+    """Hash of every key that changes `stage`'s trained weights (not output folders or
+    progress bars). The baseline hash covers seed/dataset/model/train only."""
     train = {k: v for k, v in cfg["train"].items() if k != "progress"}
-    return config_mod.fingerprint({"seed": cfg["seed"], "dataset": cfg["dataset"],
-                                   "model": cfg["model"], "train": train})
+    part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
+            "train": train}
+    for section in STAGE_SECTIONS.get(stage, ()):
+        part[section] = cfg[section]
+    return config_mod.fingerprint(part)
 
 
 def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict:
@@ -26,7 +44,7 @@ def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict
         "frames": cfg["dataset"]["frames"],
         "size": cfg["dataset"]["size"],
         "dataset": cfg["dataset"]["name"],
-        "fingerprint": fingerprint_for_training(cfg),
+        "fingerprint": fingerprint_for_training(cfg, stage),
     }
 
 
@@ -45,3 +63,27 @@ def load_trained(cfg: dict, model_name: str, stage: str, num_classes: int) -> to
     model = build(cfg, model_name, num_classes)
     model.load_state_dict(payload["model"])
     return model.eval()
+
+
+def train_stage(cfg: dict, model_name: str, stage: str, sched: Schedule, *,
+                init: Callable[[int], torch.nn.Module], loss_fn: LossFn | None = None) -> Path:
+    """Train one stage of `model_name`; resumable; returns its final checkpoint.
+
+    `init(num_classes)` gives the starting network (fresh weights, or an earlier stage's);
+    `loss_fn` defaults to cross-entropy. Per-epoch state goes to ``Paths.epoch_checkpoint_dir(model, stage)``,
+    the curve to ``Paths.history`` and the weights to ``Paths.checkpoint``.
+    """
+    device = runtime.setup(cfg)
+    paths = Paths(cfg)
+    train_set = ClipDataset(paths.data_dir, "train")
+    val_set = ClipDataset(paths.data_dir, "val")
+    model = init(train_set.num_classes)
+    meta = model_meta(cfg, model_name, stage, train_set.num_classes)
+    history = fit(model, train_set, val_set, sched, seed=cfg["seed"], device=device,
+                  state_dir=paths.epoch_checkpoint_dir(model_name, stage), meta=meta,
+                  loss_fn=loss_fn, desc=f"{model_name} {stage}")
+    write_history(paths.history(model_name, stage), history)
+    out = paths.checkpoint(model_name, stage)
+    model.to("cpu", memory_format=torch.contiguous_format)
+    checkpoint.save(out, {"meta": meta, "model": model.state_dict(), "history": history})
+    return out

@@ -1,0 +1,37 @@
+# Measurement: dense per-layer cost profile of every model, and host latency/energy benches.
+# Latency runs take every core (threads: workflow.cores) so that no other job of the
+# workflow runs beside them and disturbs the timings.
+
+
+rule profile:
+    input:
+        manifest=PATHS.manifest,
+        checkpoints=expand(PATHS.checkpoint("{model}", "baseline"), model=config["models"]),
+    output:
+        layers=PATHS.profile_layers,
+        summary=PATHS.profile_summary,
+    params:
+        fp=fp("models", "dataset", "model", "energy"),
+    log:
+        LOGS / "profile.log",
+    shell:
+        dance("profile")
+
+
+rule bench:
+    input:
+        manifest=PATHS.manifest,
+        checkpoint=PATHS.checkpoint("{model}", "{stage}"),
+    output:
+        csv=PATHS.bench("{model}", "{stage}"),
+        detail=PATHS.bench("{model}", "{stage}").with_suffix(".json"),
+    params:
+        fp=fp("bench"),
+        # bench.threads = 0 means every core the job is given
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
+    threads: workflow.cores
+    log:
+        LOGS / "bench_{model}_{stage}.log",
+    shell:
+        dance("bench", "--model {wildcards.model}", "--stage {wildcards.stage}",
+              "--set bench.threads={params.threads}")
