@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,8 @@ from dance.train import loop
 from dance.train.ava import train_ava
 from dance.train.baseline import train_baseline
 from dance.train.stage import fingerprint_for_training, load_trained
+
+from conftest import tiny_config
 
 # --- Lemma 1 -------------------------------------------------------------------------------
 

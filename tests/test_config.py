@@ -7,9 +7,10 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, dance_cli, run
 from dance import config as config_mod
 from dance.errors import ConfigError
+
+from conftest import REPO, dance_cli, run
 
 
 def _walk(schema: dict, path: str = ""):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_config
 
 from dance import cli
 from dance.data import prepare
@@ -20,6 +19,8 @@ from dance.measure.profile import cost_tables, profile_model
 from dance.models import build_model
 from dance.paths import Paths
 from dance.train.baseline import train_baseline
+
+from conftest import tiny_config
 
 
 def _read(path: Path) -> list[dict[str, str]]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import make_hmdb51, make_ucf101, write_corrupt, write_video
 
 from dance.config import validate
 from dance.data.shards import load_split
@@ -22,6 +21,8 @@ from dance.data.video import (
     sample_indices,
 )
 from dance.errors import DataError
+
+from videos import make_hmdb51, make_ucf101, write_corrupt, write_video
 
 T, S = 4, 16
 

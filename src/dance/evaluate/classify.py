@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,6 @@ def summarise(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) ->
         "loss": float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
         "clips": int(len(labels)),
         "classes": classes,
-        "per_class_accuracy": {c: round(float(a), 6) for c, a in zip(classes, per_class)},
+        "per_class_accuracy": {c: round(float(a), 6) for c, a in zip(classes, per_class, strict=True)},
         "confusion": confusion.tolist(),
     }

@@ -26,7 +26,7 @@ def evaluate_stage(cfg: dict, model_name: str, stage: str) -> Path:
     write_csv(out.with_name(f"{stage}_per_class.csv"),
               [{"class": c, "accuracy": a} for c, a in metrics["per_class_accuracy"].items()])
     write_csv(out.with_name(f"{stage}_confusion.csv"),
-              [{"true": c, **dict(zip(test_set.classes, row))}
-               for c, row in zip(test_set.classes, metrics["confusion"])])
+              [{"true": c, **dict(zip(test_set.classes, row, strict=True))}
+               for c, row in zip(test_set.classes, metrics["confusion"], strict=True)])
     write_json(out, metrics)
     return out
