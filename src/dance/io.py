@@ -20,6 +20,10 @@ from typing import Any
 from dance.errors import DanceError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only on success."""
@@ -31,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if not os.access(path.parent, os.W_OK):
         raise DanceError(f"output folder {path.parent} is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should read like any file
     os.close(fd)
     tmp_path = Path(tmp)
     try:
