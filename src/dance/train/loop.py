@@ -37,6 +37,7 @@ class Schedule:
     batch_size: int
     lr: float
     warmup_epochs: float = 0.0
+    optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
@@ -46,7 +47,7 @@ class Schedule:
 
     @classmethod
     def from_config(cls, section: dict) -> Schedule:
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         """Linear warm-up to `lr`, then cosine decay to 0 at the last step."""
@@ -66,11 +67,13 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
 
 
 def make_optimizer(model: torch.nn.Module, sched: Schedule) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum; no weight decay on norms and biases (1-D params)."""
+    """SGD (Nesterov) or AdamW; no weight decay on norms and biases (1-D params)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": sched.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    if sched.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=sched.lr, betas=(sched.momentum, 0.999))
     return torch.optim.SGD(groups, lr=sched.lr, momentum=sched.momentum,
                            nesterov=sched.momentum > 0)
 
