@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/ava.smk"
 include: "workflow/rules/measure.smk"
+include: "workflow/rules/aap.smk"
 
 
 rule all:
@@ -30,3 +31,4 @@ rule all:
         expand(rules.ava_stats.output, model=config["models"]),
         rules.profile.output,
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
+        rules.dance_summary.output,

@@ -19,7 +19,6 @@ from typing import Any
 
 from dance.errors import DanceError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -72,6 +72,40 @@ class Paths:
         """Dense per-model totals of :attr:`profile_layers` and the ops left uncounted."""
         return self.metrics / "profile_summary.csv"
 
+    # AAP (one controller per model × variant × operating point) ----------------------
+    def aap_checkpoint(self, model: str, variant: str, point: int) -> Path:
+        """Trained AAP controller (its weights only; the backbone is the ava/baseline one)."""
+        return self.work / "checkpoints" / model / "aap" / f"{variant}_{point}.pt"
+
+    def aap_state_dir(self, model: str, variant: str, point: int) -> Path:
+        """Per-epoch resumable state of a controller's training."""
+        return self.work / "checkpoints" / model / "aap" / f"{variant}_{point}"
+
+    def aap_history(self, model: str, variant: str, point: int) -> Path:
+        """Per-epoch controller training curve (CE, KD, expected MAC ratio, val top-1)."""
+        return self.metrics / model / "aap" / f"{variant}_{point}_history.csv"
+
+    def aap_eval(self, model: str, variant: str, point: int) -> Path:
+        """Test-split evaluation of one operating point: top-1, MACs, memory, energy, overhead."""
+        return self.metrics / model / "aap" / f"{variant}_{point}_eval.json"
+
+    def aap_decisions(self, model: str, variant: str, point: int) -> Path:
+        """Per clip × layer: kept frames/channels/features and effective MACs (F3/F7/F8)."""
+        return self.metrics / model / "aap" / f"{variant}_{point}_decisions.csv"
+
+    def aap_masks(self, model: str, variant: str, point: int) -> Path:
+        """Full per-layer masks of the first few test clips (NPZ, figure F1)."""
+        return self.metrics / model / "aap" / f"{variant}_{point}_masks.npz"
+
+    def aap_bench(self, model: str) -> Path:
+        """Host latency of dense vs every trained AAP operating point, one interleaved run."""
+        return self.metrics / model / "bench_aap.csv"
+
+    @property
+    def dance_summary(self) -> Path:
+        """One row per model × variant × operating point (DANCE and ablations)."""
+        return self.metrics / "dance_summary.csv"
+
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -121,9 +121,11 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
               variant_names: str | Sequence[str] | None = None,
-              meter: rapl.RaplMeter | None = None) -> tuple[Path, list[dict[str, Any]]]:
+              meter: rapl.RaplMeter | None = None, out: Path | None = None,
+              ) -> tuple[Path, list[dict[str, Any]]]:
     """Time the variants of `model_name`'s `stage` network on the host; write the CSV (and
-    the JSON with per-call times beside it); return (csv path, rows)."""
+    the JSON with per-call times beside it) to `out` (default ``Paths.bench(model, stage)``);
+    return (csv path, rows)."""
     from dance import runtime
     from dance.data.dataset import ClipDataset, to_input
     from dance.io import write_csv, write_json
@@ -157,7 +159,7 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
                                        repeats=bench["repeats"])
 
     rows = bench_rows(model_name, stage, timing, energy, memory_format)
-    out = paths.bench(model_name, stage)
+    out = Path(out) if out is not None else paths.bench(model_name, stage)
     write_csv(out, rows, BENCH_COLUMNS)
     write_json(out.with_suffix(".json"), {
         "model": model_name, "stage": stage, "config": bench, "clip_indices": list(range(n)),

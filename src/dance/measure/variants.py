@@ -15,7 +15,10 @@ Registered here: ``dense`` (convs through :func:`dance.nn.conv3d`, i.e. the poli
 ``dense-native`` (plain ``nn.Conv3d`` — PyTorch's own kernel choice, Slow3d at batch 1 for
 small layers), ``dense-channels-last`` (``dense`` in channels_last_3d, input converted
 inside the timed call). Later stages register one name per operating point, e.g.
-``register_variant("dance@0.5", builder)``.
+``register_variant("dance@0.5", builder)``; a whole family of names (``dance@K``) is
+registered with :func:`register_family` (:mod:`dance.aap.bench`). Every builder applies
+:func:`prepare_network` (``bench.prepare``: BatchNorm folded and padding-only kernel taps
+dropped, both exact), so all variants run the same rewritten network.
 """
 
 from __future__ import annotations
@@ -51,13 +54,38 @@ def variant_names() -> list[str]:
     return list(_REGISTRY)
 
 
+FamilyBuilder = Callable[[dict, str, str, nn.Module, str], VariantFn]
+_FAMILIES: dict[str, FamilyBuilder] = {}
+
+
+def register_family(prefix: str, builder: FamilyBuilder) -> FamilyBuilder:
+    """Names starting with `prefix` (e.g. ``dance@`` for ``dance@0``, ``dance@1``, …) are
+    built by ``builder(cfg, model_name, stage, model, name)``; exact names win."""
+    _FAMILIES[prefix] = builder
+    return builder
+
+
 def build_variant(name: str, cfg: dict, model_name: str, stage: str, model: nn.Module,
                   ) -> VariantFn:
     """The timed callable of variant `name`; unknown names raise ConfigError listing all."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown bench variant {name!r}; registered: "
-                          f"{', '.join(variant_names())}")
-    return _REGISTRY[name](cfg, model_name, stage, model)
+    if name in _REGISTRY:
+        return _REGISTRY[name](cfg, model_name, stage, model)
+    for prefix, builder in _FAMILIES.items():
+        if name.startswith(prefix):
+            return builder(cfg, model_name, stage, model, name)
+    families = [f"{p}…" for p in _FAMILIES]
+    raise ConfigError(f"unknown bench variant {name!r}; registered: "
+                      f"{', '.join(variant_names() + families)}")
+
+
+def prepare_network(model: nn.Module, cfg: dict) -> nn.Module:
+    """The inference rewrite every variant gets when ``bench.prepare`` is on (default):
+    BatchNorm folded, padding-only taps dropped (:func:`dance.nn.fold.prepare_for_timing`)."""
+    if cfg["bench"].get("prepare", False):
+        from dance.nn.fold import prepare_for_timing
+
+        prepare_for_timing(model)
+    return model
 
 
 def prepare_memory_format(model: nn.Module, cfg: dict) -> nn.Module:
@@ -68,16 +96,17 @@ def prepare_memory_format(model: nn.Module, cfg: dict) -> nn.Module:
 
 
 def _dense(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return prepare_memory_format(use_fast_convs(model), cfg).eval()
+    return prepare_memory_format(use_fast_convs(prepare_network(model, cfg)), cfg).eval()
 
 
 def _dense_native(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return prepare_memory_format(use_native_convs(model), cfg).eval()
+    return prepare_memory_format(use_native_convs(prepare_network(model, cfg)), cfg).eval()
 
 
 def _dense_channels_last(cfg: dict, model_name: str, stage: str, model: nn.Module,
                          ) -> VariantFn:
-    net = use_fast_convs(model).to(memory_format=torch.channels_last_3d).eval()
+    net = use_fast_convs(prepare_network(model, cfg)).to(
+        memory_format=torch.channels_last_3d).eval()
 
     def run(x: Tensor) -> Tensor:
         return net(x.contiguous(memory_format=torch.channels_last_3d))
@@ -88,3 +117,6 @@ def _dense_channels_last(cfg: dict, model_name: str, stage: str, model: nn.Modul
 register_variant("dense", _dense)
 register_variant("dense-native", _dense_native)
 register_variant("dense-channels-last", _dense_channels_last)
+
+# AAP operating points (dance@K, dance-<ablation>@K) register themselves as a family.
+from dance.aap import bench as _aap_bench  # noqa: E402,F401

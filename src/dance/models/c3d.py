@@ -51,6 +51,18 @@ class ClippedMaxPool3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = tuple(min(k, s) for k, s in zip(self.kernel, x.shape[2:], strict=True))
+        if (not torch.is_grad_enabled() and set(k) <= {1, 2}
+                and all(s % 2 == 0 for kk, s in zip(k, x.shape[2:], strict=True) if kk == 2)):
+            # Inference: the same values as max_pool3d, as pairwise maxima of strided views
+            # per pooled dimension. PyTorch's CPU max_pool3d on contiguous input (it also
+            # computes argmax indices) took 4.1 ms vs 0.55 ms for pool1 at batch 1 on the
+            # default clip; timed networks (dense and pruned alike) get the fast form.
+            # Training keeps max_pool3d (its gradient at ties is the reference one).
+            for dim, kk in enumerate(k, start=2):
+                if kk == 2:
+                    pairs = x.unflatten(dim, (-1, 2))
+                    x = torch.maximum(pairs.select(dim + 1, 0), pairs.select(dim + 1, 1))
+            return x
         return F.max_pool3d(x, kernel_size=k, stride=k)
 
     def extra_repr(self) -> str:

@@ -41,7 +41,7 @@ def conv_bn_pairs(model: nn.Module, input_shape: tuple[int, ...] | None = None,
         model.train(was_training)
     names = {id(m): n for n, m in model.named_modules()}
     pairs = []
-    for (conv, _, out), (bn, bn_in, _) in zip(calls, calls[1:]):
+    for (conv, _, out), (bn, bn_in, _) in zip(calls, calls[1:], strict=False):
         if isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d) and bn_in is out:
             pairs.append((names[id(conv)], names[id(bn)]))
     return pairs

@@ -1,0 +1,72 @@
+"""Bench variants of the trained AAP operating points: ``dance@K`` and ``dance-<ablation>@K``.
+
+``python -m dance bench --model M --stage ava --variants dense,dance@0,dance@1,...`` (or
+``python -m dance bench-aap --model M``, which lists every trained point) times the dense
+network and the pruned ones side by side in one interleaved run
+(:func:`dance.measure.latency.time_variants`). A variant is the backbone of its controller
+(AVA, or the baseline for ``no_ava``) rewritten like the dense reference
+(:func:`dance.measure.variants.prepare_network`: BatchNorm folded, padding-only taps dropped),
+its convs routed through :func:`dance.nn.conv3d`, and AAP in ``pruned`` mode: batch 1,
+dropped frames and channels gathered out, weights sliced (:mod:`dance.aap.execute`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch import Tensor, nn
+
+from dance.errors import ConfigError
+from dance.measure.variants import (
+    VariantFn,
+    prepare_memory_format,
+    prepare_network,
+    register_family,
+)
+from dance.nn.conv import use_fast_convs
+
+PREFIX = "dance"
+_NAME = re.compile(r"^dance(?:-(?P<variant>[a-z_]+))?@(?P<point>\d+)$")
+
+
+def variant_name(variant: str, point: int) -> str:
+    """Bench name of an operating point: ``dance@K`` or ``dance-<ablation>@K``."""
+    return f"dance@{point}" if variant == "dance" else f"dance-{variant}@{point}"
+
+
+def parse_name(name: str) -> tuple[str, int]:
+    """(variant, point) of a bench name; ConfigError when it is not one."""
+    from dance.train.aap import check_variant
+
+    m = _NAME.match(name)
+    if not m:
+        raise ConfigError(f"bench variant {name!r} is not an AAP operating point "
+                          f"(dance@K or dance-<variant>@K)")
+    variant = m.group("variant") or "dance"
+    check_variant(variant)
+    return variant, int(m.group("point"))
+
+
+def build(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str) -> VariantFn:
+    """Timed callable of AAP point `name` (module docstring)."""
+    from dance.train.aap import backbone_stage, load_controller
+    from dance.train.stage import load_trained
+
+    variant, point = parse_name(name)
+    num_classes = model.classifier.out_features
+    need = backbone_stage(variant)
+    backbone = model if need == stage else load_trained(cfg, model_name, need, num_classes)
+    backbone = use_fast_convs(prepare_network(backbone.eval(), cfg))
+    net = load_controller(cfg, model_name, variant, point, num_classes, eval_mode="pruned",
+                          backbone=backbone)
+    net.prepare_pruned()
+    net = prepare_memory_format(net, cfg).eval()
+
+    def run(x: Tensor) -> Tensor:
+        return net(x)
+
+    run.net = net  # for inspection (decisions, plans)
+    return run
+
+
+register_family(PREFIX, build)

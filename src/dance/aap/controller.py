@@ -1,0 +1,108 @@
+"""The AAP controller (method.md §3, our reconstruction): statistics of the first conv's
+post-activation output → a small MLP → one threshold triple (τ_FR, τ_CH, τ_FE) per prunable
+layer and sample.
+
+Input statistics of the first activation A1 (N, C1, T, H, W), per sample:
+per-channel mean, standard deviation and maximum over (T, H, W) (3·C1 values) and the
+per-frame mean over (C1, H, W) (T values). They are standardised with fixed statistics
+(mean and std of each input over the controller's training clips, buffers `mu`/`sigma`,
+set by :meth:`Controller.calibrate` before training and saved with the weights).
+
+Network: Linear(3·C1 + T, hidden) → ReLU → Linear(hidden, 3·L) → sigmoid · τ_max. A
+dimension switched off (ablations "frames only" etc.) or a layer left unpruned (too few
+MACs to be worth its overhead, ``aap.min_layer_share``) has its thresholds forced to 0,
+which keeps everything there (buffer `mask` [L, 3]; `mask` can also be given per layer and
+dimension, e.g. no frame pruning in layers with fewer than ``aap.min_frames`` frames). The output bias starts so that every threshold is
+`tau_init` (small: the controller starts near the dense network and the budget term pushes
+the thresholds up).
+
+Overhead (reported separately from the backbone, :func:`overhead`): the controller's MACs
+(the two linear layers) and the statistics' element operations (one pass each for the sum,
+the sum of squares and the maximum over A1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def first_layer_stats(a: Tensor) -> Tensor:
+    """[N, 3·C + T]: per-channel mean, std, max over (T,H,W), then per-frame mean.
+
+    Reductions run in the tensor's memory order (a channels_last_3d tensor is reduced as
+    [N,T,H,W,C]; reducing it as [N,C,T,H,W] took 4 ms instead of 0.6 ms at batch 1)."""
+    n, c, t, h, w = a.shape
+    per = t * h * w
+    if not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last_3d):
+        p = a.permute(0, 2, 3, 4, 1)                         # [N,T,H,W,C], contiguous
+        s = p.sum((2, 3)).transpose(1, 2)                    # [N,C,T]
+        sq = torch.linalg.vector_norm(p, 2, dim=(1, 2, 3)) ** 2 / per
+        mx = p.amax((1, 2, 3))
+    else:
+        s = a.sum((3, 4))                                    # [N,C,T]
+        sq = torch.linalg.vector_norm(a, 2, dim=(2, 3, 4)) ** 2 / per
+        mx = a.amax((2, 3, 4))
+    mean = s.sum(2) / per
+    std = (sq - mean * mean).clamp_min(0.0).sqrt()
+    frame = s.sum(1) / (c * h * w)
+    return torch.cat([mean, std, mx, frame], 1)
+
+
+class Controller(nn.Module):
+    """Thresholds [N, L, 3] in [0, τ_max] from first-activation statistics (module doc)."""
+
+    def __init__(self, channels: int, frames: int, layers: int, hidden: int = 64,
+                 tau_max: float = 2.0, dims: Sequence[bool] = (True, True, True),
+                 tau_init: float = 0.2, active_layers: Sequence[bool] | None = None,
+                 mask: Sequence[Sequence[bool]] | None = None) -> None:
+        super().__init__()
+        self.channels, self.frames, self.layers = int(channels), int(frames), int(layers)
+        self.tau_max = float(tau_max)
+        d = 3 * self.channels + self.frames
+        self.register_buffer("mu", torch.zeros(d))
+        self.register_buffer("sigma", torch.ones(d))
+        active = [True] * self.layers if active_layers is None else list(active_layers)
+        if len(active) != self.layers:
+            raise ValueError(f"active_layers has {len(active)} entries for {self.layers} layers")
+        table = [[bool(a) and bool(d) for d in dims] for a in active]
+        if mask is not None:             # explicit per layer and dimension, combined with both
+            if len(mask) != self.layers:
+                raise ValueError(f"mask has {len(mask)} rows for {self.layers} layers")
+            table = [[t and bool(m) for t, m in zip(row, mrow, strict=True)]
+                     for row, mrow in zip(table, mask, strict=True)]
+        self.register_buffer("mask", torch.tensor(table, dtype=torch.float32))  # [L, 3]
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))  # training steps
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, 3 * layers))
+        nn.init.normal_(self.net[2].weight, 0.0, 0.01)
+        frac = min(max(tau_init / self.tau_max, 1e-4), 1 - 1e-4)
+        nn.init.constant_(self.net[2].bias, math.log(frac / (1 - frac)))
+
+    @property
+    def in_features(self) -> int:
+        return self.net[0].in_features
+
+    @torch.no_grad()
+    def calibrate(self, stats: Tensor) -> None:
+        """Fix the standardisation from statistics [M, d] of the training clips."""
+        self.mu.copy_(stats.mean(0))
+        self.sigma.copy_(stats.std(0).clamp_min(1e-6))
+
+    def forward(self, a1: Tensor) -> Tensor:
+        z = (first_layer_stats(a1) - self.mu) / self.sigma
+        tau = torch.sigmoid(self.net(z)).view(-1, self.layers, 3) * self.tau_max
+        return tau * self.mask
+
+    def macs(self) -> int:
+        """Multiply-adds of one call (the two linear layers)."""
+        return sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))
+
+
+def stats_ops(first_activation_shape: Sequence[int]) -> int:
+    """Element operations of :func:`first_layer_stats` on one sample: sum, square-and-sum,
+    max → 3 per element of the first activation (C·T·H·W)."""
+    c, t, h, w = (int(s) for s in first_activation_shape[-4:])
+    return 3 * c * t * h * w

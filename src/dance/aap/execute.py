@@ -1,0 +1,344 @@
+"""Pruned execution of one conv at batch 1: dropped frames and channels never reach a conv.
+
+Given the keep decisions of the tensor a conv reads (frames F, channels K, features S), the
+conv output must equal the dense conv of the input zeroed outside F ∧ K ∧ S (the *masked*
+reference, :func:`dance.aap.prune.apply_masks` + the dense conv). :class:`PrunedConv` gets
+there without computing on dropped frames or channels:
+
+* **channels** — the kept channels are gathered out of the input and the weight is sliced to
+  the same input channels (``W[:, K]``): the conv's work scales with |K|/C.
+* **frames** — a conv over just the kept frames is *not* the conv over zeroed frames when
+  the kernel has temporal extent kT > 1 (an output frame mixes kT neighbouring inputs).
+  The temporal-tap decomposition is exact: write the 3D conv as a sum over its temporal taps
+  k of 2D-in-space convs, y[t_o] = Σ_k W[:,:,k] ⋆ x[t_o·s_T − p_T + k]. Every kept input
+  frame t_i contributes through tap k to output frame t_o = (t_i + p_T − k)/s_T when that is
+  an integer in range. So the kept frames go through one conv with the taps stacked as output
+  channels — weight (Cout·n_k, |K|, 1, kH, kW), stride (1, sH, sW), padding (0, pH, pW) — and
+  each (tap, input frame) result is added into its output frame with ``index_add_``. With a
+  temporal stride s_T > 1 only taps k ≡ t_i + p_T (mod s_T) are valid for frame t_i, so the
+  kept frames are grouped by that residue and each group is convolved with its own taps only
+  (no tap whose result would be thrown away is computed, apart from the few that fall off the
+  clip's ends). Output frames no kept frame reaches stay 0 (+ bias), as in the reference.
+  When no frame is dropped, the plain conv runs on the channel-gathered input.
+* **features** — exact equality needs the dropped spatial positions zeroed, so the gathered
+  input is multiplied by the (H, W) mask; the conv then still runs over those positions.
+  Feature pruning is always counted in the MAC/energy models (:mod:`dance.measure.macs`),
+  but on this CPU it removes little time (docs/method.md, "AAP", has the measurements).
+
+Every conv goes through :func:`dance.nn.conv3d`, the function the dense reference uses, so
+dense and pruned runs share one kernel family. The index tensors of the scatter depend only
+on the kept frame set and are cached per conv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dance.nn.conv import conv3d
+
+FRAME_EXEC = ("auto", "compact", "taps")
+
+
+class PrunedConv:
+    """Batch-1 pruned execution of `conv` (zeros padding, groups 1, dilation 1).
+
+    The weights are snapshotted at construction (rebuild after changing the conv).
+    ``conv.weight``/``conv.bias`` may be replaced first by a BatchNorm-folded copy; the plan
+    does not care where the numbers come from.
+    """
+
+    def __init__(self, conv: nn.Conv3d, nonneg: bool = False, frame_exec: str = "auto",
+                 tap_cost: float = 2.0, channel_multiple: int = 1) -> None:
+        if conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or conv.padding_mode != "zeros":
+            raise ValueError(f"pruned execution needs groups=1, dilation=1, zero padding: {conv}")
+        if isinstance(conv.padding, str):
+            raise ValueError("pruned execution needs numeric padding")
+        w = conv.weight.detach().contiguous()
+        b = conv.bias
+        self.nonneg = nonneg
+        if frame_exec not in FRAME_EXEC:
+            raise ValueError(f"frame_exec {frame_exec!r} unknown; allowed: {', '.join(FRAME_EXEC)}")
+        self.frame_exec = frame_exec
+        self.channel_multiple = int(channel_multiple)
+        self.tap_cost = float(tap_cost)
+        self.weight = w
+        self.bias = None if b is None else b.detach().contiguous()
+        self.cout, self.cin, self.kt, self.kh, self.kw = w.shape
+        self.stride = tuple(int(s) for s in conv.stride)
+        self.padding = tuple(int(p) for p in conv.padding)
+        st = self.stride[0]
+        self.stride2d = (1, self.stride[1], self.stride[2])
+        self.padding2d = (0, self.padding[1], self.padding[2])
+        # Tap groups by residue r = (t_i + p_T) mod s_T: taps k ≡ r (mod s_T), Cout-major
+        # stacked weight (Cout·n_k, C, 1, kH, kW): channel co·n_k + j = tap taps[j] of co.
+        self.groups: dict[int, tuple[list[int], Tensor]] = {}
+        for r in range(st):
+            taps = [k for k in range(self.kt) if k % st == r]
+            if taps:
+                stacked = w[:, :, taps].permute(0, 2, 1, 3, 4).reshape(
+                    self.cout * len(taps), self.cin, 1, self.kh, self.kw).contiguous()
+                self.groups[r] = (taps, stacked)
+        self._cache: dict[tuple[int, tuple[int, ...]], list] = {}
+
+    def out_frames(self, t: int) -> int:
+        return (t + 2 * self.padding[0] - self.kt) // self.stride[0] + 1
+
+    def _plan(self, t: int, frames: tuple[int, ...]) -> list:
+        """Per residue group with kept frames: (frame index tensor, stacked weight, n_k,
+        source positions | None (= all), target output frames | None (= reaches none)).
+        Cached per (T, kept frames)."""
+        key = (t, frames)
+        plan = self._cache.get(key)
+        if plan is not None:
+            return plan
+        st, pt = self.stride[0], self.padding[0]
+        t_out = self.out_frames(t)
+        plan = []
+        for r, (taps, stacked) in self.groups.items():
+            fr = [f for f in frames if (f + pt) % st == r]
+            if not fr:
+                continue
+            src, tgt = [], []
+            for j, k in enumerate(taps):
+                for i, f in enumerate(fr):
+                    to = (f + pt - k) // st
+                    if 0 <= to < t_out:
+                        src.append(j * len(fr) + i)
+                        tgt.append(to)
+            full = len(src) == len(taps) * len(fr)
+            plan.append((torch.tensor(fr, dtype=torch.long), stacked, len(taps),
+                         None if full else torch.tensor(src, dtype=torch.long),
+                         torch.tensor(tgt, dtype=torch.long) if tgt else None))
+        self._cache[key] = plan
+        return plan
+
+    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
+        return ((h + 2 * self.padding[1] - self.kh) // self.stride[1] + 1,
+                (w + 2 * self.padding[2] - self.kw) // self.stride[2] + 1)
+
+    def _fill(self, x: Tensor, t_out: int, hw: int) -> Tensor:
+        """[Cout, T_out, H'W'] holding what an output frame no kept frame reaches holds."""
+        if self.bias is None:
+            return x.new_zeros(self.cout, t_out, hw)
+        return self.bias.view(-1, 1, 1).expand(self.cout, t_out, hw).clone()
+
+    def _use_compact(self, t: int, frames: tuple[int, ...]) -> bool:
+        """Frame execution: ``compact`` (plain conv over the gap-shortened sequence) or
+        ``taps`` (temporal-tap decomposition); ``auto`` picks the cheaper by a cost model
+        in tap-frame units: compact = output frames × kT; taps = computed (tap, frame)
+        pairs × `tap_cost` (the stacked (1,kH,kW) conv writes kT× the outputs and ran
+        about 2× slower per MAC than the 3D conv here, docs/method.md)."""
+        if self.frame_exec != "auto":
+            return self.frame_exec == "compact"
+        key = ("choice", t, frames)
+        hit = self._cache.get(key)
+        if hit is None:
+            t_c = self._compact(t, frames)[4]
+            compact_cost = ((t_c + 2 * self.padding[0] - self.kt) // self.stride[0] + 1) * self.kt
+            tap_cost = sum(nk * len(fr) for fr, _, nk, _, tgt in self._plan(t, frames)
+                           if tgt is not None) * self.tap_cost
+            hit = self._cache[key] = compact_cost <= tap_cost
+        return hit
+
+    def _compact(self, t: int, frames: tuple[int, ...]) -> tuple:
+        """Gap-shortened frame sequence for a plain 3D conv (cached per (T, kept frames)).
+
+        Keeps every kept frame and, from each run of dropped frames, only the zero frames the
+        conv needs to produce the outputs next to the kept ones: an interior gap is shortened
+        by multiples of s_T while ≥ kT − 1 frames remain (so no window reaches across it),
+        leading/trailing gaps as far as the first/last reached output allows. Removing
+        multiples of s_T keeps the output grid aligned, so the plain conv over the shortened
+        sequence (dropped frames zeroed) gives exactly the reference outputs; each compact
+        output is mapped back through a kept frame of its window.
+
+        Returns (retained frame index tensor, positions to zero | None, compact output
+        positions to copy | None (= all), their output frames | None (= identity), T_c,
+        output frames no kept frame reaches | None).
+        """
+        key = ("c", t, frames)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        kt, st, pt = self.kt, self.stride[0], self.padding[0]
+        t_out = self.out_frames(t)
+        kept = set(frames)
+        f0, last = frames[0], frames[-1]
+        reach = [(f0 + pt - k) // st for k in range(kt)
+                 if (f0 + pt - k) % st == 0 and 0 <= (f0 + pt - k) // st < t_out]
+        lead = st * (min(min(reach) * st, f0) // st) if reach else 0
+        retained = list(range(lead, f0 + 1))
+        for a, b in zip(frames, frames[1:], strict=False):
+            gap = b - a - 1
+            cut = st * max(0, (gap - (kt - 1)) // st) if gap >= kt - 1 else 0
+            keep_gap = gap - cut
+            # keep the first ceil and last floor halves of the remaining zero frames
+            left = (keep_gap + 1) // 2
+            retained += list(range(a + 1, a + 1 + left))
+            retained += list(range(b - (keep_gap - left), b + 1))
+        reach = [(last + pt - k) // st for k in range(kt)
+                 if (last + pt - k) % st == 0 and 0 <= (last + pt - k) // st < t_out]
+        o_max = max(reach) if reach else 0
+        removed = (last - lead + 1) - len([f for f in retained])  # frames cut inside
+        tail = 0
+        while tail < t - 1 - last:
+            t_c = len(retained) + tail
+            if (t_c + 2 * pt - kt) // st + 1 >= o_max - (lead + removed) // st + 1:
+                break
+            tail += 1
+        retained += list(range(last + 1, last + 1 + tail))
+        t_c = len(retained)
+        zeros = [i for i, f in enumerate(retained) if f not in kept]
+        t_out_c = (t_c + 2 * pt - kt) // st + 1
+        src, tgt = [], []
+        for oc in range(t_out_c):
+            for k in range(kt):
+                pos = oc * st - pt + k
+                if 0 <= pos < t_c and retained[pos] in kept:
+                    o = (retained[pos] + pt - k) // st
+                    src.append(oc)
+                    tgt.append(o)
+                    break
+        identity = t_c == t          # nothing cut: the conv output is the reference as is
+        long = torch.long
+        unreached = sorted(set(range(t_out)) - set(tgt))
+        hit = (torch.tensor(retained, dtype=long), torch.tensor(zeros, dtype=long) if zeros else None,
+               None if identity or len(src) == t_out_c else torch.tensor(src, dtype=long),
+               None if identity else torch.tensor(tgt, dtype=long), t_c,
+               torch.tensor(unreached, dtype=long) if unreached and not identity else None)
+        self._cache[key] = hit
+        return hit
+
+    def __call__(self, x: Tensor, tau: Sequence[float] | None = None,
+                 decision: tuple | None = None) -> tuple[Tensor, tuple]:
+        """Pruned conv of one clip's site input `x` [1,C,T,H,W].
+
+        Either `tau` = (τ_FR, τ_CH, τ_FE) (the pruning function decides, on this tensor) or
+        a fixed `decision` = (kept frames | None, kept channel indices | None, feature mask
+        [H,W] | None), None meaning "all kept". Returns (output, decision). The output equals
+        the dense conv of `x` zeroed outside the kept sets (to float rounding).
+
+        Decisions follow :func:`dance.aap.prune.hard_masks` (same rules; the small profile
+        arithmetic runs in numpy, which costs far less per call than torch ops at this size).
+        `x` must be non-negative when `nonneg` is set (post-ReLU site inputs): the profiles
+        then skip the ``abs`` pass.
+        """
+        _, c, t, h, w = x.shape
+        a = x[0]
+        if decision is not None:
+            frames, channels, features = decision
+            tau_fe = 0.0
+        else:
+            tau_fr, tau_ch, tau_fe = (float(v) for v in tau)
+            frames = channels = features = None
+            if tau_fr > 0 or tau_ch > 0:
+                mag = a if self.nonneg else a.abs()
+                ct = mag.sum((2, 3)).numpy()                          # [C,T]
+                if tau_fr > 0:
+                    keep = _keep(ct.sum(0), tau_fr)
+                    if not keep.all():
+                        frames = np.flatnonzero(keep).tolist()
+                if tau_ch > 0:
+                    s = (ct if frames is None else ct[:, frames]).sum(1)
+                    keep = _round_up(s, _keep(s, tau_ch), self.channel_multiple)
+                    if not keep.all():
+                        channels = torch.from_numpy(np.flatnonzero(keep))
+        if frames is not None and len(frames) == t:
+            frames = None
+        if channels is not None:
+            a = a.index_select(0, channels)
+        plan = compact = None
+        if frames is None:
+            parts = [a]
+        elif self._use_compact(t, tuple(frames)):
+            compact = self._compact(t, tuple(frames))
+            if compact[4] == t:          # nothing cut: zero the dropped frames of a copy
+                part = a.clone() if channels is None else a
+            else:
+                part = a.index_select(1, compact[0])
+            if compact[1] is not None:
+                part.index_fill_(1, compact[1], 0.0)
+            parts = [part]
+        else:
+            plan = self._plan(t, tuple(frames))
+            parts = [a.index_select(1, fr) for fr, *_ in plan]
+        if tau_fe > 0:
+            fe = None
+            for part in parts:
+                s = (part if self.nonneg else part.abs()).sum((0, 1))
+                fe = s if fe is None else fe + s
+            keep = _keep(fe.numpy().reshape(-1), tau_fe)
+            if not keep.all():
+                features = torch.from_numpy(keep.reshape(h, w).astype(np.float32))
+        if features is not None:     # in place unless the part is still a view of `x`
+            parts = [part * features if part.data_ptr() == x.data_ptr() else part.mul_(features)
+                     for part in parts]
+        decision = (frames, channels, features)
+        if plan is None:
+            wt = self.weight if channels is None else self.weight.index_select(1, channels)
+            y = conv3d(parts[0].unsqueeze(0), wt, self.bias, self.stride, self.padding)
+            if compact is None or compact[3] is None:
+                return y, decision
+            _, _, src, tgt, _, unreached = compact
+            y = y[0].flatten(2)                                  # [Cout, T_c_out, H'W']
+            t_out = self.out_frames(t)
+            out = y.new_empty(self.cout, t_out, y.shape[2])
+            out.index_copy_(1, tgt, y if src is None else y.index_select(1, src))
+            if unreached is not None:                            # frames no kept frame reaches
+                if self.bias is None:
+                    out.index_fill_(1, unreached, 0.0)
+                else:
+                    out.index_copy_(1, unreached, self.bias.view(-1, 1, 1).expand(
+                        self.cout, len(unreached), y.shape[2]))
+            return out.view(1, self.cout, t_out, *self._out_hw(h, w)), decision
+        t_out = self.out_frames(t)
+        ho, wo = self._out_hw(h, w)
+        outs = []
+        for part, (fr, stacked, nk, src, tgt) in zip(parts, plan, strict=True):
+            if tgt is None:     # these frames reach no output frame (e.g. at a clip end)
+                continue
+            wr = stacked if channels is None else stacked.index_select(1, channels)
+            y = conv3d(part.unsqueeze(0), wr, None, self.stride2d, self.padding2d)
+            y = y.view(self.cout, nk * len(fr), ho * wo)
+            outs.append((y if src is None else y.index_select(1, src), tgt))
+        out = self._fill(x, t_out, ho * wo)
+        for y, tgt in outs:
+            out.index_add_(1, tgt, y)
+        return out.view(1, self.cout, t_out, ho, wo), decision
+
+
+def _round_up(s: np.ndarray, keep: np.ndarray, multiple: int) -> np.ndarray:
+    """numpy twin of :func:`dance.aap.prune.round_up_channels` for one sample."""
+    n = int(keep.sum())
+    k = min(len(s), -(-n // multiple) * multiple) if multiple > 1 else n
+    if k > n:
+        keep = keep.copy()
+        keep[np.argsort(-s, kind="stable")[:k]] = True
+    return keep
+
+
+def _keep(s: np.ndarray, tau: float) -> np.ndarray:
+    """numpy twin of :func:`dance.aap.prune.keep_from_sums` for one sample."""
+    keep = s * len(s) >= tau * s.sum()
+    keep[s.argmax()] = True
+    return keep
+
+
+def masks_from_decision(shape: Sequence[int], frames, channels, features,
+                        ) -> tuple[Tensor, Tensor, Tensor]:
+    """Bool masks ([T], [C], [H,W]) of a :meth:`PrunedConv.decide` result for input
+    `shape` (…, C, T, H, W)."""
+    c, t, h, w = (int(s) for s in shape[-4:])
+    fm = torch.ones(t, dtype=torch.bool)
+    if frames is not None:
+        fm = torch.zeros(t, dtype=torch.bool)
+        fm[list(frames)] = True
+    cm = torch.ones(c, dtype=torch.bool)
+    if channels is not None:
+        cm = torch.zeros(c, dtype=torch.bool)
+        cm[channels] = True
+    sm = torch.ones(h, w, dtype=torch.bool) if features is None else features.bool()
+    return fm, cm, sm

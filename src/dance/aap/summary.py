@@ -1,0 +1,183 @@
+"""`{results_dir}/metrics/dance_summary.csv`: one row per model × variant × operating point.
+
+Accuracy, MACs, memory and energy (model estimate) come from the evaluation JSONs
+(:mod:`dance.aap.evaluate`); the measured host speed-up from the model's ``bench_aap.csv``
+(dense and every point timed interleaved in one run, :mod:`dance.aap.bench`). The ideal
+speed-up is dense MACs / mean pruned MACs over the *same clips the bench timed* (the first
+``bench.clips`` test clips, from the per-clip decisions), so realised/ideal compares like
+with like; ``macs_ratio`` is the mean over the whole test split.
+
+``meets_targets`` checks the issue's numbers for a row: top-1 at most 1 point below the dense
+baseline (``top1_delta_baseline`` ≥ −0.01; the unpruned backbone when no baseline
+evaluation exists), effective MACs ≤ 40% of dense, measured speed-up ≥ 2.0 and
+realised/ideal ≥ 0.7.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dance.io import read_json, write_csv
+from dance.paths import Paths
+
+REQUIRED_COLUMNS = ["model", "variant", "operating_point", "top1", "top1_delta", "macs_ratio",
+                    "memory_ratio", "speedup_measured", "speedup_ideal"]
+TARGETS = {"top1_drop": 0.01, "macs_ratio": 0.40, "speedup": 2.0, "realised_over_ideal": 0.7}
+
+
+def _bench_rows(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {row["variant"]: row for row in csv.DictReader(fh)}
+
+
+def _bench_clip_ratio(decisions: Path, clips: int, dense_total: int, fixed: int) -> float | None:
+    """Mean whole-network MAC ratio over the first `clips` test clips (the bench's)."""
+    if not decisions.exists():
+        return None
+    per_clip: dict[int, int] = {}
+    with open(decisions, newline="") as fh:
+        for row in csv.DictReader(fh):
+            c = int(row["clip"])
+            if c < clips:
+                per_clip[c] = per_clip.get(c, 0) + int(row["macs"])
+    if not per_clip:
+        return None
+    return float(np.mean([(fixed + v) / dense_total for v in per_clip.values()]))
+
+
+def _float(value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    return float(value)
+
+
+def summary_rows(cfg: dict) -> list[dict[str, Any]]:
+    """Rows for every evaluated (model, variant, point) of the config (module docstring)."""
+    from dance.aap.bench import variant_name
+    from dance.measure.profile import cost_tables
+    from dance.train.aap import trained_points
+
+    paths = Paths(cfg)
+    tables = list(cost_tables(cfg))
+    rows = []
+    for model in cfg["models"]:
+        bench = _bench_rows(paths.aap_bench(model))
+        dense_row = bench.get("dense")
+        for variant, points in trained_points(cfg).items():
+            for point in points:
+                path = paths.aap_eval(model, variant, point)
+                if not path.exists():
+                    continue
+                ev = read_json(path)
+                b = bench.get(variant_name(variant, point))
+                ratio_bench = _bench_clip_ratio(
+                    paths.aap_decisions(model, variant, point), cfg["bench"]["clips"],
+                    ev["macs"]["dense"], ev["macs"]["dense_fixed"])
+                measured = _float(b["speedup_vs_dense"]) if b else None
+                ideal = 1.0 / ratio_bench if ratio_bench else None
+                delta_base = ev.get("top1_delta_baseline")
+                drop = delta_base if delta_base is not None else ev["top1_delta"]
+                row = {
+                    "model": model, "variant": variant, "operating_point": point,
+                    "point_value": ev["point_value"], "budget": ev["budget"],
+                    "backbone": ev["backbone_stage"], "top1": ev["top1"],
+                    "top1_dense": ev["top1_dense"], "top1_delta": ev["top1_delta"],
+                    "top1_baseline": ev.get("top1_baseline"),
+                    "top1_delta_baseline": delta_base,
+                    "macs_ratio": ev["macs"]["ratio_mean"],
+                    "macs_ratio_p5": ev["macs"]["ratio_p5"],
+                    "macs_ratio_p95": ev["macs"]["ratio_p95"],
+                    "macs_mean": ev["macs"]["clip_mean"], "macs_dense": ev["macs"]["dense"],
+                    "memory_ratio": ev["memory"]["ratio"],
+                    **{f"energy_{t}_ratio_model": ev["energy"][t]["ratio"] for t in tables
+                       if t in ev["energy"]},
+                    "speedup_measured": measured,
+                    "speedup_ideal": ideal,
+                    "realised_over_ideal": (measured / ideal) if measured and ideal else None,
+                    "macs_ratio_bench_clips": ratio_bench,
+                    "median_ms": _float(b["median_ms"]) if b else None,
+                    "dense_median_ms": _float(dense_row["median_ms"]) if dense_row else None,
+                    "speedup_status": b["speedup_status"] if b else "not benched",
+                    "threads": b["threads"] if b else None,
+                    "kept_frames": ev["kept"]["frames"], "kept_channels": ev["kept"]["channels"],
+                    "kept_features": ev["kept"]["features"],
+                    "spearman_difficulty": ev["difficulty_correlation"]["spearman"],
+                    "pearson_difficulty": ev["difficulty_correlation"]["pearson"],
+                    "controller_macs_share": ev["overhead"]["controller_macs_share"],
+                    "stats_ops_share": ev["overhead"]["stats_ops_share"],
+                    "pruning_ops_share": ev["overhead"]["pruning_ops_share"],
+                    "pruned_vs_masked_max_diff": ev["pruned_check"]["max_abs_logit_diff"],
+                }
+                row["meets_targets"] = bool(
+                    drop >= -TARGETS["top1_drop"] - 1e-9
+                    and row["macs_ratio"] <= TARGETS["macs_ratio"]
+                    and measured is not None and measured >= TARGETS["speedup"]
+                    and row["realised_over_ideal"] is not None
+                    and row["realised_over_ideal"] >= TARGETS["realised_over_ideal"])
+                rows.append(row)
+    return rows
+
+
+def write_summary(cfg: dict) -> Path:
+    """Write dance_summary.csv (and a Markdown table beside it); return the CSV path."""
+    rows = summary_rows(cfg)
+    out = Paths(cfg).dance_summary
+    write_csv(out, rows, None if rows else REQUIRED_COLUMNS)
+    from dance.io import write_text
+
+    cols = ["model", "variant", "operating_point", "top1", "top1_delta_baseline", "macs_ratio",
+            "memory_ratio", "speedup_measured", "speedup_ideal", "realised_over_ideal",
+            "spearman_difficulty", "meets_targets"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v)))
+        lines.append("| " + " | ".join(cells) + " |")
+    write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    return out
+
+
+def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:
+    """Text table of one bench run's AAP rows beside their evaluation: measured and ideal
+    speed-up (over the bench's clips), realised/ideal, MAC ratio and top-1 change."""
+    from dance.aap.bench import parse_name
+
+    paths = Paths(cfg)
+    head = ("variant", "measured", "ideal", "realised/ideal", "MACs", "top-1", "Δ vs dense")
+    body = []
+    for r in bench_rows:
+        if r["variant"] == "dense" or not r["variant"].startswith("dance"):
+            continue
+        variant, point = parse_name(r["variant"])
+        ev_path = paths.aap_eval(model, variant, point)
+        measured = r["speedup_vs_dense"]
+        if not ev_path.exists():
+            body.append((r["variant"], _fmt(measured, "×"), "", "", "", "", "(not evaluated)"))
+            continue
+        ev = read_json(ev_path)
+        ratio = _bench_clip_ratio(paths.aap_decisions(model, variant, point),
+                                  cfg["bench"]["clips"], ev["macs"]["dense"],
+                                  ev["macs"]["dense_fixed"])
+        ideal = 1.0 / ratio if ratio else None
+        delta = ev.get("top1_delta_baseline")
+        delta = ev["top1_delta"] if delta is None else delta
+        body.append((r["variant"], _fmt(measured, "×"), _fmt(ideal, "×"),
+                     _fmt(measured / ideal if measured and ideal else None, ""),
+                     _fmt(ratio, ""), _fmt(ev["top1"], ""), f"{100 * delta:+.1f} pt"))
+    widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+             for line in (head, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "—" if value is None else f"{value:.2f}{unit}"

@@ -1,0 +1,296 @@
+"""Stage 3: train one AAP controller per model × variant × operating point (method.md §3).
+
+The backbone (the AVA checkpoint; the baseline for the "no_ava" ablation) is frozen; only
+the controller learns. Training runs through :func:`dance.train.loop.fit` on an
+:class:`~dance.aap.model.AAPNet` (soft masks in train mode, hard masks in eval mode, a
+state_dict holding just the controller), so resume, per-epoch checkpoints, progress bars
+and the history come from the one training loop.
+
+Loss (our reconstruction, docs/method.md "AAP"):
+
+    CE(student, y) + kd_weight · T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + budget
+
+with the teacher = the same frozen backbone unpruned (its logits of the training clips are
+computed once before training, :class:`TeacherClips`) and the budget term on r = batch mean of the expected whole-network MAC ratio from
+the soft masks (per prunable layer: exact dense MACs × mean kept share of frames ×
+channels × features; non-prunable layers at dense cost):
+
+* ``aap.budget = target``: penalty · max(0, r − b) for the point's MAC budget b;
+* ``aap.budget = weight``: β · r for the point's weight β.
+
+The soft-mask temperature anneals geometrically from ``aap.temperature`` to
+``aap.temperature_end`` over all steps (the step counter is a controller buffer, so a resumed
+run continues the schedule). Variants: ``dance`` (all three dimensions, AVA backbone),
+``no_ava`` (all three, baseline backbone), ``frames`` / ``channels`` / ``features`` (one
+dimension, AVA backbone).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dance import config as config_mod
+from dance import runtime
+from dance.aap.controller import Controller, first_layer_stats
+from dance.aap.model import AAPNet
+from dance.data.dataset import ClipDataset
+from dance.errors import ConfigError
+from dance.paths import Paths
+from dance.train import checkpoint
+from dance.train.loop import LossFn, Schedule, fit, write_history
+from dance.train.stage import load_trained, model_meta
+
+VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
+DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
+        "frames": (True, False, False), "channels": (False, True, False),
+        "features": (False, False, True)}
+# aap keys that do not change a controller's weights (evaluation/timing/selection only)
+_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips", "pruned_check_clips",
+              "frame_exec", "channel_multiple")
+
+
+def backbone_stage(variant: str) -> str:
+    """The checkpoint a variant's controller prunes: the baseline for no_ava, else AVA."""
+    check_variant(variant)
+    return "baseline" if variant == "no_ava" else "ava"
+
+
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown AAP variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+
+
+def check_point(cfg: dict, point: int) -> float:
+    points = cfg["aap"]["points"]
+    if not 0 <= point < len(points):
+        raise ConfigError(f"AAP operating point {point} does not exist: config key 'aap.points' "
+                          f"has {len(points)} entries (0..{len(points) - 1})")
+    value = float(points[point])
+    if cfg["aap"]["budget"] == "target" and value > 1.0:
+        raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with budget=target "
+                          f"every point is a MAC-ratio budget in (0, 1]")
+    return value
+
+
+def trained_points(cfg: dict) -> dict[str, list[int]]:
+    """Variant → the operating points the workflow trains for it."""
+    n = len(cfg["aap"]["points"])
+    abl = [k for k in cfg["aap"]["ablation_points"] if k < n]
+    return {"dance": list(range(n)), **{v: abl for v in cfg["aap"]["ablations"]}}
+
+
+def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:
+    """Identity of one controller: its backbone's identity plus every key that changes it."""
+    base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
+    aap = {k: v for k, v in cfg["aap"].items() if k not in _EVAL_ONLY}
+    fp = config_mod.fingerprint({"backbone": base["fingerprint"], "aap": aap,
+                                 "point_value": check_point(cfg, point), "variant": variant})
+    return {**base, "stage": f"aap-{variant}-{point}", "backbone_stage": base["stage"],
+            "variant": variant, "point": point, "fingerprint": fp}
+
+
+def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) -> dict:
+    """Constructor arguments of the controller for `backbone` (saved with its weights)."""
+    a1 = _first_activation_shape(backbone, macs)
+    total = macs["total"]
+    active = [m / total >= cfg["aap"]["min_layer_share"] for m in macs["layer_macs"]]
+    frames_ok = [shape[1] >= cfg["aap"]["min_frames"] for shape in macs["in_shapes"]]
+    return {"channels": a1[0], "frames": a1[1], "layers": len(macs["names"]),
+            "hidden": cfg["aap"]["hidden"], "tau_max": cfg["aap"]["tau_max"],
+            "dims": list(DIMS[variant]), "tau_init": cfg["aap"]["tau_init"],
+            "active_layers": active, "mask": [[f, True, True] for f in frames_ok]}
+
+
+def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:
+    shape: list[tuple[int, ...]] = []
+    handle = backbone.first_act.register_forward_hook(
+        lambda m, a, o: shape.append(tuple(o.shape[1:])))
+    try:
+        with torch.no_grad():
+            backbone.eval()(torch.zeros((1, *backbone.clip_shape)))
+    finally:
+        handle.remove()
+    return shape[0]
+
+
+class _StopForward(Exception):
+    pass
+
+
+@torch.no_grad()
+def first_layer_statistics(backbone: nn.Module, dataset: ClipDataset, batch_size: int,
+                           device: torch.device) -> Tensor:
+    """Controller inputs [N, 3·C1 + T] of every clip (forward stops after the first layer)."""
+    out: list[Tensor] = []
+
+    def hook(module, args, output):
+        out.append(first_layer_stats(output).cpu())
+        raise _StopForward
+
+    handle = backbone.first_act.register_forward_hook(hook)
+    backbone.eval()
+    try:
+        for x, _, _ in dataset.batches(batch_size):
+            try:
+                backbone(x.to(device))
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return torch.cat(out)
+
+
+def build_net(cfg: dict, model_name: str, variant: str, num_classes: int,
+              controller_state: dict | None = None, spec: dict | None = None,
+              eval_mode: str = "masked", backbone: nn.Module | None = None) -> AAPNet:
+    """Backbone of `variant` (loaded unless given) + controller (+ its saved weights)."""
+    if backbone is None:
+        backbone = load_trained(cfg, model_name, backbone_stage(variant), num_classes)
+    from dance.aap.model import network_macs
+
+    macs = network_macs(backbone, backbone.clip_shape)
+    spec = spec or controller_spec(cfg, backbone, variant, macs)
+    controller = Controller(**spec)
+    if controller_state is not None:
+        controller.load_state_dict(controller_state)
+    return AAPNet(backbone, controller, temperature=cfg["aap"]["temperature"],
+                  eval_mode=eval_mode, channel_multiple=cfg["aap"]["channel_multiple"],
+                  frame_exec=cfg["aap"]["frame_exec"])
+
+
+def load_controller(cfg: dict, model_name: str, variant: str, point: int, num_classes: int,
+                    eval_mode: str = "masked", backbone: nn.Module | None = None) -> AAPNet:
+    """The trained network of one operating point, checked against the current config."""
+    path = Paths(cfg).aap_checkpoint(model_name, variant, point)
+    payload = checkpoint.load(path, expect=aap_meta(cfg, model_name, variant, point,
+                                                    num_classes))
+    return build_net(cfg, model_name, variant, num_classes, payload["model"],
+                     payload["controller_spec"], eval_mode, backbone)
+
+
+class TeacherClips:
+    """A training split plus the unpruned backbone's logits of each clip.
+
+    :func:`fit` asks the data set for batches ``(x, y, idx)``; this wrapper yields the
+    same batches and keeps the teacher logits of the current batch in ``current``, where
+    the loss reads them. The backbone is frozen, so its logits are computed once (one
+    batched no-grad pass) instead of once per step and epoch.
+    """
+
+    def __init__(self, dataset: ClipDataset, teacher: Tensor) -> None:
+        self.dataset = dataset
+        self.teacher = teacher
+        self.current: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, batch_size: int, order: Tensor | None = None):
+        for x, y, idx in self.dataset.batches(batch_size, order):
+            self.current = self.teacher[idx]
+            yield x, y, idx
+
+
+@torch.no_grad()
+def teacher_logits(net: AAPNet, dataset: ClipDataset, batch_size: int,
+                   device: torch.device) -> Tensor:
+    """The unpruned backbone's logits [N, classes] of every clip of `dataset`."""
+    net.eval()
+    return torch.cat([net.dense(x.to(device)).float().cpu()
+                      for x, _, _ in dataset.batches(batch_size)])
+
+
+def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = None) -> LossFn:
+    """CE + kd_weight·KD + budget term (module docstring); logs every term per epoch.
+    Teacher logits come from `teacher` (precomputed) or, without it, a no-grad pass."""
+    a = cfg["aap"]
+    kd_t = a["kd_temperature"]
+    smoothing = cfg["train"]["label_smoothing"]
+
+    def loss_fn(model: AAPNet, x: Tensor, y: Tensor):
+        if teacher is not None:
+            target = teacher.current.to(x.device)
+        else:
+            with torch.no_grad():
+                target = model.dense(x)
+        logits = model(x)
+        ratio = model.expected_macs_ratio().mean()
+        ce = F.cross_entropy(logits, y, label_smoothing=smoothing)
+        kd = F.kl_div(F.log_softmax(logits / kd_t, 1), F.log_softmax(target / kd_t, 1),
+                      log_target=True, reduction="batchmean") * kd_t ** 2
+        if a["budget"] == "target":
+            budget = a["penalty"] * torch.relu(ratio - point_value)
+        else:
+            budget = point_value * ratio
+        tau = model.state.tau.detach().mean((0, 1))
+        terms = {"ce": float(ce.detach()), "kd": float(kd.detach()),
+                 "budget": float(budget.detach()), "macs_ratio_soft": float(ratio.detach()), "temperature": model.state.temperature,
+                 "tau_fr": float(tau[0]), "tau_ch": float(tau[1]), "tau_fe": float(tau[2])}
+        return ce + a["kd_weight"] * kd + budget, logits, terms
+
+    return loss_fn
+
+
+def take(dataset: ClipDataset, idx: Tensor) -> ClipDataset:
+    """`dataset` restricted to the clips `idx` (in place; returns it)."""
+    dataset.clips = dataset.clips[idx]
+    dataset.labels = dataset.labels[idx]
+    dataset.difficulty = dataset.difficulty[idx]
+    dataset.meta = [dataset.meta[int(i)] for i in idx]
+    return dataset
+
+
+def aap_schedule(cfg: dict) -> Schedule:
+    a = cfg["aap"]
+    sched = replace(Schedule.from_config(cfg["train"]), epochs=a["epochs"], lr=a["lr"],
+                    batch_size=a["batch_size"], warmup_epochs=0.0,
+                    weight_decay=a["weight_decay"])
+    if hasattr(sched, "optimizer"):
+        sched = replace(sched, optimizer=a["optimizer"])
+    return sched
+
+
+def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
+    """Train the controller of one operating point; resumable; returns its checkpoint."""
+    check_variant(variant)
+    value = check_point(cfg, point)
+    device = runtime.setup(cfg)
+    paths = Paths(cfg)
+    a = cfg["aap"]
+    other = "val" if a["train_split"] == "train" else "train"
+    train_set = ClipDataset(paths.data_dir, a["train_split"])
+    val_set = ClipDataset(paths.data_dir, other)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    for ds, n in ((train_set, a["train_clips"]), (val_set, a["val_clips"])):
+        if n and n < len(ds):
+            take(ds, torch.randperm(len(ds), generator=gen)[:n])
+    n_cls = train_set.num_classes
+    meta = aap_meta(cfg, model_name, variant, point, n_cls)
+    torch.manual_seed(cfg["seed"] * 1009 + point)          # controller initialisation
+    net = build_net(cfg, model_name, variant, n_cls)
+    spec = controller_spec(cfg, net.backbone, variant, net.macs)
+    stats = first_layer_statistics(net.backbone, train_set, cfg["train"]["eval_batch_size"],
+                                   device)
+    net.controller.calibrate(stats)
+    sched = aap_schedule(cfg)
+    net.anneal = (a["temperature"], a["temperature_end"],
+                  sched.epochs * math.ceil(len(train_set) / sched.batch_size))
+    teacher = TeacherClips(train_set, teacher_logits(net, train_set,
+                                                     cfg["train"]["eval_batch_size"], device))
+    history = fit(net, teacher, val_set, sched, seed=cfg["seed"], device=device,
+                  state_dir=paths.aap_state_dir(model_name, variant, point), meta=meta,
+                  loss_fn=aap_loss_fn(cfg, value, teacher),
+                  desc=f"{model_name} aap {variant}@{point}")
+    write_history(paths.aap_history(model_name, variant, point), history)
+    out = paths.aap_checkpoint(model_name, variant, point)
+    net.to("cpu", memory_format=torch.contiguous_format)
+    checkpoint.save(out, {"meta": meta, "model": net.controller.state_dict(),
+                          "controller_spec": spec, "history": history,
+                          "point_value": value, "budget": a["budget"]})
+    return out

@@ -1,0 +1,439 @@
+"""AAP: pruning function, pruned execution (== masked reference, without the dropped work),
+controller, MAC accounting, soft/hard consistency, training, evaluation outputs."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dance.aap import execute
+from dance.aap.controller import Controller, first_layer_stats, stats_ops
+from dance.aap.evaluate import batch_effective_macs
+from dance.aap.execute import PrunedConv
+from dance.aap.model import AAPNet
+from dance.aap.prune import apply_masks, hard_masks, soft_gates
+from dance.measure.macs import effective_conv_macs
+from dance.models import build_model
+from dance.nn import use_fast_convs
+from dance.nn.fold import fold_batchnorm, prepare_for_timing, trim_padding_taps
+
+from conftest import tiny_config
+
+# --- the pruning function -------------------------------------------------------------------
+
+
+def _tau(*values):
+    return torch.tensor([values], dtype=torch.float32)
+
+
+def test_tau_zero_keeps_everything():
+    a = torch.rand(3, 5, 4, 6, 6) * (torch.rand(3, 5, 4, 6, 6) > 0.3)
+    fr, ch, fe = hard_masks(a, torch.zeros(3, 3))
+    assert fr.all() and ch.all() and fe.all()
+    conv = nn.Conv3d(5, 2, 3, padding=1)
+    out, decision = PrunedConv(conv)(a[:1], (0.0, 0.0, 0.0))
+    assert decision == (None, None, None)
+    torch.testing.assert_close(out, conv(a[:1]), atol=1e-5, rtol=1e-5)
+
+
+def test_known_profile_frames_then_channels_then_features():
+    # C=2, T=4, H=W=2. Frame sums: [8, 2, 2, 4] (total 16): with τ_FR = 1 a frame is kept
+    # iff 4·s ≥ 16, i.e. frames 0 and 3. Channel 1 is large only in the dropped frame 1:
+    # over all frames it would win, over the kept frames channel 0 does.
+    a = torch.zeros(1, 2, 4, 2, 2)
+    a[0, 0, 0] = 2.0          # frame 0: channel 0, all 4 positions -> 8
+    a[0, 1, 1] = 0.5          # frame 1: channel 1 -> 2
+    a[0, 1, 1, 0, 0] = 0.5    # (sum stays 2: overwrite one cell with the same value)
+    a[0, 1, 2, 1, 1] = 2.0    # frame 2: one position of channel 1 -> 2
+    a[0, 0, 3, 0, 0] = 3.0    # frame 3: channel 0 at (0,0) 3, channel 1 at (1,0) 1 -> 4
+    a[0, 1, 3, 1, 0] = 1.0
+    fr, ch, fe = hard_masks(a, _tau(1.0, 1.0, 1.0))
+    assert fr[0].tolist() == [True, False, False, True]
+    # channel sums over kept frames: c0 = 8 + 3 = 11, c1 = 1 -> 2·s ≥ 12 keeps c0 only
+    assert ch[0].tolist() == [True, False]
+    # features over kept frames × channel 0: (0,0) 2+3=5, (0,1) 2, (1,0) 2, (1,1) 2 (total
+    # 11): 4·s ≥ 11 keeps (0,0) only
+    assert fe[0].tolist() == [[True, False], [False, False]]
+    # with τ = 0.5 the same function keeps what has at least half the uniform share
+    fr, ch, fe = hard_masks(a, _tau(0.5, 0.5, 0.5))
+    assert fr[0].tolist() == [True, True, True, True]     # 4·2 ≥ 8
+    # the pruned path takes the same decisions (numpy twin)
+    frames, channels, features = PrunedConv(nn.Conv3d(2, 1, 3, padding=1))(a, (1.0, 1.0, 1.0))[1]
+    assert frames == [0, 3] and channels.tolist() == [0]
+    assert features.bool().tolist() == [[True, False], [False, False]]
+
+
+def test_argmax_is_always_kept():
+    a = torch.rand(4, 6, 5, 3, 3)
+    fr, ch, fe = hard_masks(a, torch.full((4, 3), 50.0))
+    assert (fr.sum(1) == 1).all() and (ch.sum(1) == 1).all() and (fe.flatten(1).sum(1) == 1).all()
+    assert torch.equal(fr.float().argmax(1), a.sum((1, 3, 4)).argmax(1))
+    zero = torch.zeros(1, 3, 2, 2, 2)        # a dead input keeps everything (0 ≥ τ·0)
+    fr, ch, fe = hard_masks(zero, _tau(1.0, 1.0, 1.0))
+    assert fr.all() and ch.all() and fe.all()
+
+
+def test_channel_rounding_keeps_multiples_and_the_threshold_set():
+    a = torch.rand(6, 20, 3, 4, 4) ** 4
+    tau = torch.rand(6, 3) * 2
+    plain = hard_masks(a, tau)[1]
+    rounded = hard_masks(a, tau, channel_multiple=8)[1]
+    assert (rounded | plain).eq(rounded).all()                    # superset
+    counts = rounded.sum(1)
+    assert ((counts % 8 == 0) | (counts == 20)).all()
+
+
+def test_numpy_decisions_match_the_batched_rule():
+    g = torch.Generator().manual_seed(1)
+    conv = nn.Conv3d(16, 4, 3, padding=1)
+    plan = PrunedConv(conv, nonneg=True, channel_multiple=4)
+    for _ in range(20):
+        a = torch.relu(torch.randn(1, 16, 6, 5, 5, generator=g)) ** 2
+        tau = torch.rand(1, 3, generator=g) * 2
+        fr, ch, fe = hard_masks(a, tau, channel_multiple=4)
+        frames, channels, features = plan(a, tau[0].tolist())[1]
+        got = execute.masks_from_decision(a.shape, frames, channels, features)
+        assert torch.equal(got[0], fr[0]) and torch.equal(got[1], ch[0])
+        assert torch.equal(got[2], fe[0])
+
+
+# --- pruned execution == masked reference, without dropped work ---------------------------
+
+
+@pytest.mark.parametrize("mode", ["compact", "taps"])
+def test_single_conv_equals_masked_for_every_frame_subset(mode):
+    torch.manual_seed(0)
+    cases = [((3, 3, 3), (1, 1, 1), (1, 1, 1)), ((3, 3, 3), (2, 2, 2), (1, 1, 1)),
+             ((1, 3, 3), (1, 1, 1), (0, 1, 1)), ((3, 3, 3), (2, 1, 1), (0, 1, 1)),
+             ((5, 3, 3), (2, 1, 1), (2, 1, 1))]
+    for k, s, p in cases:
+        conv = nn.Conv3d(4, 3, k, s, p, bias=True)
+        plan = PrunedConv(conv, frame_exec=mode)
+        for t in range(1, 7):
+            if t + 2 * p[0] < k[0]:
+                continue
+            x = torch.rand(1, 4, t, 5, 5)
+            for r in range(1, t):
+                for kept in itertools.combinations(range(t), r):
+                    m = torch.zeros(t)
+                    m[list(kept)] = 1
+                    ch = torch.tensor([0, 2])
+                    ref = conv(x * m.view(1, 1, t, 1, 1) * torch.tensor([1., 0, 1, 0]).view(1, 4, 1, 1, 1))
+                    out, _ = plan(x, decision=(list(kept), ch, None))
+                    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+
+def _big_logits(model: nn.Module) -> nn.Module:
+    """Random-init linear layers are N(0, 0.01): re-draw them (Kaiming) so that logits are
+    O(1) and a wrong pruned path shows up in them."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    return model
+
+
+def _random_masks(net: AAPNet, gen: torch.Generator, batch: int = 1):
+    masks = {}
+    for name, (c, t, h, w) in zip(net.names, net.macs["in_shapes"], strict=True):
+        fr = torch.rand(batch, t, generator=gen) < 0.7
+        if t > 2:
+            fr[:, 0] = False                       # dropped first and last frames (borders)
+            fr[:, -1] = False
+        fr[:, torch.randint(0, t, (1,), generator=gen)] = True
+        ch = torch.rand(batch, c, generator=gen) < 0.7
+        ch[:, 0] = True
+        fe = torch.rand(batch, h, w, generator=gen) < 0.8
+        fe[:, 0, 0] = True
+        masks[name] = (fr, ch, fe)
+    return masks
+
+
+@pytest.mark.parametrize("name", ["c3d", "r3d18"])
+@pytest.mark.parametrize("prepared", [False, True])
+def test_pruned_network_equals_masked_network(name, prepared):
+    # 8 frames: C3D reaches T = 1 at conv5 and R3D has stride-2 convs and T = 1 in layer4.
+    torch.manual_seed(0)
+    model = _big_logits(build_model(name, 5, width=0.125, frames=8, size=32)).eval()
+    if prepared:                                  # the bench's network: BN folded, taps trimmed
+        prepare_for_timing(model)
+    use_fast_convs(model)
+    gen = torch.Generator().manual_seed(3)
+    for mode in ("compact", "taps"):
+        ref = AAPNet(copy.deepcopy(model), None)
+        pruned = AAPNet(copy.deepcopy(model), None, eval_mode="pruned", frame_exec=mode)
+        for net in (ref, pruned):
+            net.state.fixed_tau = torch.zeros(len(net.names), 3)
+        for _ in range(3):
+            masks = _random_masks(ref, gen)
+            ref.state.forced = pruned.state.forced = masks
+            x = torch.randn(1, 3, 8, 32, 32, generator=gen)
+            with torch.no_grad():
+                a, b, dense = ref(x), pruned(x), ref(x, mode="off")
+            scale = float(a.abs().max())
+            assert scale > 1e-5 and float((dense - a).abs().max()) > 0.05 * scale  # masks matter
+            assert float((b - a).abs().max()) <= 1e-4 * scale
+        # thresholds instead of forced masks: the pruned path decides itself
+        ref.state.forced = pruned.state.forced = {}
+        tau = torch.rand(len(ref.names), 3, generator=gen) * 1.5
+        ref.state.fixed_tau = pruned.state.fixed_tau = tau
+        x = torch.randn(1, 3, 8, 32, 32, generator=gen)
+        with torch.no_grad():
+            a, b = ref(x), pruned(x)
+        assert float((b - a).abs().max()) <= 1e-4 * float(a.abs().max())
+
+
+def test_pruned_path_feeds_no_dropped_frame_or_channel_to_a_conv(monkeypatch):
+    """Spy on every conv of the pruned path: in `taps` mode each conv reads exactly the kept
+    frames × kept channels (no zero data); in `compact` mode only kept channels and at most
+    kT − 1 zero frames per gap of dropped frames."""
+    torch.manual_seed(0)
+    model = use_fast_convs(build_model("c3d", 5, width=0.125, frames=8, size=32).eval())
+    fed: list[tuple[int, ...]] = []
+    real = execute.conv3d
+
+    def spy(x, *args, **kwargs):
+        fed.append(tuple(x.shape))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "conv3d", spy)
+    gen = torch.Generator().manual_seed(0)
+    for mode in ("taps", "compact"):
+        net = AAPNet(copy.deepcopy(model), None, eval_mode="pruned", frame_exec=mode)
+        net.state.fixed_tau = torch.zeros(len(net.names), 3)
+        masks = _random_masks(net, gen)
+        net.state.forced = masks
+        fed.clear()
+        with torch.no_grad():
+            net(torch.randn(1, 3, 8, 32, 32))
+        assert len(fed) >= len(net.names)
+        calls = iter(fed)
+        for name, shape in zip(net.names, net.macs["in_shapes"], strict=True):
+            fr, ch, _ = (m[0] for m in masks[name])
+            kept_f, kept_c = int(fr.sum()), int(ch.sum())
+            got = next(calls)
+            assert got[1] == kept_c, (name, got)
+            if mode == "taps" or kept_f == shape[1]:
+                assert got[2] == kept_f, (name, got, kept_f)
+            else:
+                idx = fr.nonzero().squeeze(1).tolist()
+                gaps = [b - a - 1 for a, b in zip(idx, idx[1:], strict=False)]
+                limit = kept_f + sum(min(g, 2) for g in gaps) + 2
+                assert kept_f <= got[2] <= min(limit, shape[1]), (name, got, idx)
+
+
+# --- controller, MACs, soft vs hard -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["c3d", "r3d18"])
+def test_controller_costs_well_under_one_percent(name):
+    model = build_model(name, 10, width=0.25, frames=8, size=64).eval()
+    net = AAPNet(model, None)
+    a1 = (16, 8, 64, 64) if name == "c3d" else (16, 8, 32, 32)
+    ctrl = Controller(a1[0], a1[1], len(net.names), hidden=64)
+    assert ctrl.macs() / net.macs["total"] < 0.01 * 0.1          # ≪ 1%
+    assert stats_ops(a1) / net.macs["total"] < 0.01
+    stats = first_layer_stats(torch.rand(2, *a1))
+    assert stats.shape == (2, ctrl.in_features)
+
+
+def test_batched_effective_macs_equal_the_measurement_layer():
+    gen = torch.Generator().manual_seed(0)
+    convs = [(nn.Conv3d(6, 4, 3, 1, 1), (6, 5, 7, 7)), (nn.Conv3d(6, 8, 3, 2, 1), (6, 4, 8, 8)),
+             (nn.Conv3d(6, 4, (1, 3, 3), 1, (0, 1, 1)), (6, 1, 4, 4)),
+             (nn.Conv3d(6, 4, 3, 1, 1), (6, 1, 4, 4))]
+    for conv, shape in convs:
+        c, t, h, w = shape
+        fr = torch.rand(5, t, generator=gen) < 0.6
+        ch = torch.rand(5, c, generator=gen) < 0.5
+        fe = torch.rand(5, h, w, generator=gen) < 0.7
+        got = batch_effective_macs(conv, shape, fr, ch, fe)
+        want = [effective_conv_macs(conv, shape, fr[i], ch[i], fe[i]) for i in range(5)]
+        assert got.tolist() == want
+
+
+def test_soft_gates_approach_hard_masks_as_temperature_falls():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.relu(torch.randn(4, 8, 6, 5, 5, generator=gen))
+    tau = torch.rand(4, 3, generator=gen) * 1.5
+    hard = apply_masks(a, *hard_masks(a, tau))
+    errs = [float((soft_gates(a, tau, temp)[0] - hard).abs().max()) for temp in (0.3, 0.03, 1e-4)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-3
+
+
+def test_network_soft_mode_at_low_temperature_matches_masked_and_counts_macs():
+    torch.manual_seed(0)
+    model = _big_logits(build_model("r3d18", 5, width=0.125, frames=8, size=32)).eval()
+    net = AAPNet(model, None, temperature=1e-5)
+    net.state.fixed_tau = torch.rand(len(net.names), 3) * 1.2
+    x = torch.randn(3, 3, 8, 32, 32)
+    with torch.no_grad():
+        net.state.record = True
+        hard = net(x)
+        records = dict(net.state.records)
+        soft = net(x, mode="soft")
+    torch.testing.assert_close(soft, hard, atol=1e-3, rtol=1e-3)
+    # expected MACs of the soft pass ≈ product-of-fractions MACs of the hard masks
+    approx = net.macs["fixed_macs"] + sum(
+        m * (fr.float().mean(1) * ch.float().mean(1) * fe.flatten(1).float().mean(1))
+        for m, (fr, ch, fe) in zip(net.macs["layer_macs"], records.values(), strict=True))
+    torch.testing.assert_close(net.expected_macs_ratio().double(),
+                               (approx / net.macs["total"]).double(), atol=1e-3, rtol=1e-3)
+
+
+# --- inference rewrites shared by every timed variant --------------------------------------
+
+
+def test_fold_and_trim_are_exact_and_trimmed_convs_refuse_other_shapes():
+    torch.manual_seed(0)
+    for name in ("c3d", "r3d18"):
+        model = _big_logits(build_model(name, 5, width=0.125, frames=8, size=32)).eval()
+        x = torch.randn(2, 3, 8, 32, 32)
+        with torch.no_grad():
+            ref = model(x)
+            folded = fold_batchnorm(copy.deepcopy(model))
+            assert not any(isinstance(m, nn.BatchNorm3d) for m in folded.modules())
+            torch.testing.assert_close(folded(x), ref, atol=1e-4, rtol=1e-4)
+            trimmed = trim_padding_taps(folded)
+            assert any(m.kernel_size == (1, 3, 3) for m in trimmed.modules()
+                       if isinstance(m, nn.Conv3d))
+            torch.testing.assert_close(trimmed(x), ref, atol=1e-4, rtol=1e-4)
+            with pytest.raises(ValueError, match="trimmed"):
+                trimmed(torch.randn(1, 3, 16, 32, 32))
+
+
+def test_c3d_inference_pool_equals_max_pool3d():
+    from dance.models.c3d import ClippedMaxPool3d
+
+    for k, shape in [((1, 2, 2), (1, 4, 8, 16, 16)), ((2, 2, 2), (2, 3, 4, 8, 8)),
+                     ((2, 2, 2), (1, 3, 1, 4, 4)), ((2, 2, 2), (1, 2, 3, 5, 4))]:
+        x = torch.randn(shape)
+        pool = ClippedMaxPool3d(k)
+        with torch.no_grad():
+            fast = pool(x)
+        kk = tuple(min(a, b) for a, b in zip(k, shape[2:], strict=True))
+        assert torch.equal(fast, F.max_pool3d(x, kk, kk))
+
+
+# --- training and evaluation end to end (tiny) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_baseline(tmp_path_factory):
+    from dance.data import prepare
+    from dance.train.baseline import train_baseline
+
+    root = tmp_path_factory.mktemp("aap")
+    cfg = tiny_config(root, models=["c3d"],
+                      aap={"epochs": 3, "lr": 0.5, "train_clips": 0, "budget": "weight",
+                           "points": [0.01, 8.0], "temperature": 0.2, "temperature_end": 0.1,
+                           "ablations": [], "channel_multiple": 1, "min_layer_share": 0.0},
+                      bench={"clips": 2, "repeats": 1, "warmup": 0, "energy_window_s": 0.05})
+    prepare(cfg, progress=False)
+    train_baseline(cfg, "c3d")
+    return cfg
+
+
+def test_training_lowers_macs_as_the_budget_weight_rises(tiny_baseline):
+    from dance.aap.evaluate import evaluate_aap
+    from dance.train.aap import train_aap
+
+    cfg = tiny_baseline
+    ratios = []
+    for point in (0, 1):
+        train_aap(cfg, "c3d", "no_ava", point)
+        ev = json.loads(evaluate_aap(cfg, "c3d", "no_ava", point).read_text())
+        ratios.append(ev["macs"]["ratio_mean"])
+    assert ratios[1] < ratios[0] - 0.05, ratios
+
+
+def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
+    from dance.aap.summary import write_summary
+    from dance.paths import Paths
+    from dance.train.aap import train_aap
+
+    cfg = tiny_baseline
+    paths = Paths(cfg)
+    if not paths.aap_eval("c3d", "no_ava", 1).exists():
+        from dance.aap.evaluate import evaluate_aap
+
+        train_aap(cfg, "c3d", "no_ava", 1)
+        evaluate_aap(cfg, "c3d", "no_ava", 1)
+    ev = json.loads(paths.aap_eval("c3d", "no_ava", 1).read_text())
+    for key in ("top1", "top1_delta", "macs", "memory", "energy", "overhead",
+                "difficulty_correlation", "pruned_check", "per_layer"):
+        assert key in ev
+    assert set(ev["energy"]) == set(cfg["energy"]["presets"])
+    assert ev["pruned_check"]["max_abs_logit_diff"] < 1e-3
+    with open(paths.aap_decisions("c3d", "no_ava", 1)) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10 * 7                     # test clips × prunable layers of C3D
+    per_clip: dict[str, int] = {}
+    for r in rows:
+        per_clip[r["clip"]] = per_clip.get(r["clip"], 0) + int(r["macs"])
+    ratios = sorted((ev["macs"]["dense_fixed"] + v) / ev["macs"]["dense"]
+                    for v in per_clip.values())
+    assert np.isclose(np.mean(ratios), ev["macs"]["ratio_mean"])
+    npz = np.load(paths.aap_masks("c3d", "no_ava", 1))
+    assert npz["conv2:frames"].shape == (8, 8) and npz["conv2:features"].shape == (8, 16, 16)
+    out = write_summary({**cfg, "aap": {**cfg["aap"], "ablations": ["no_ava"],
+                                        "ablation_points": [1]}})
+    with open(out) as fh:
+        summary = list(csv.DictReader(fh))
+    assert summary and {"model", "variant", "operating_point", "top1", "top1_delta", "macs_ratio",
+                        "memory_ratio", "speedup_measured", "speedup_ideal"} <= set(summary[0])
+
+
+def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
+    from dance.aap.bench import parse_name
+    from dance.data.dataset import ClipDataset
+    from dance.errors import ConfigError
+    from dance.measure.variants import build_variant
+    from dance.paths import Paths
+    from dance.train.aap import load_controller, train_aap
+    from dance.train.stage import load_trained
+
+    cfg = tiny_baseline
+    paths = Paths(cfg)
+    if not paths.aap_checkpoint("c3d", "no_ava", 1).exists():
+        train_aap(cfg, "c3d", "no_ava", 1)
+    assert parse_name("dance@3") == ("dance", 3)
+    assert parse_name("dance-frames@0") == ("frames", 0)
+    with pytest.raises(ConfigError):
+        parse_name("dance-bogus@1")
+    model = load_trained(cfg, "c3d", "baseline", 10)
+    fn = build_variant("dance-no_ava@1", cfg, "c3d", "baseline", copy.deepcopy(model))
+    assert fn.net.eval_mode == "pruned"
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in fn.net.backbone.modules())
+    ref = load_controller(cfg, "c3d", "no_ava", 1, 10)         # masked, not rewritten
+    test = ClipDataset(paths.data_dir, "test")
+    with torch.inference_mode():
+        for i in range(3):
+            x = test[i][0][None]
+            a, b = ref(x), fn(x)
+            assert float((a - b).abs().max()) <= 1e-4 * max(1.0, float(a.abs().max()))
+
+
+def test_controller_leaves_small_layers_and_short_inputs_alone(tmp_path):
+    from dance.aap.model import network_macs
+    from dance.train.aap import controller_spec
+
+    cfg = tiny_config(tmp_path, model={"width": 0.25}, dataset={"frames": 8, "size": 64})
+    model = build_model("r3d18", 10, width=0.25, frames=8, size=64)
+    macs = network_macs(model, model.clip_shape)
+    for variant, dims in (("dance", (1, 1, 1)), ("frames", (1, 0, 0)), ("features", (0, 0, 1))):
+        mask = Controller(**controller_spec(cfg, model, variant, macs)).mask.bool().tolist()
+        for shape, layer_macs, row in zip(macs["in_shapes"], macs["layer_macs"], mask,
+                                          strict=True):
+            big = layer_macs / macs["total"] >= cfg["aap"]["min_layer_share"]
+            assert row == [big and dims[0] and shape[1] >= cfg["aap"]["min_frames"],
+                           big and bool(dims[1]), big and bool(dims[2])]
+    assert any(row[0] for row in mask) is False        # features-only: no frame pruning
