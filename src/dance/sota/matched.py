@@ -56,7 +56,8 @@ def matched_point(points: Sequence[Point], top1_dense: float, tolerance: float =
                   interpolate: bool = False) -> Matched | None:
     """The method's lowest-energy point within `tolerance` of dense (module docstring), or
     None when no point is eligible."""
-    floor = top1_dense - tolerance - 1e-12
+    target = top1_dense - tolerance
+    floor = target - 1e-6  # slack: AAP JSONs store top-1 as float32 means
     eligible = [p for p in points if p.top1 >= floor]
     if not eligible:
         return None
@@ -66,12 +67,11 @@ def matched_point(points: Sequence[Point], top1_dense: float, tolerance: float =
         return result
     front = pareto(points)            # by increasing energy and increasing top-1
     for lo, hi in zip(front, front[1:], strict=False):
-        if lo.top1 < floor <= hi.top1:
-            share = (floor - lo.top1) / (hi.top1 - lo.top1)
+        if lo.top1 < floor and target <= hi.top1:
+            share = (target - lo.top1) / (hi.top1 - lo.top1)
             energy = lo.energy + share * (hi.energy - lo.energy)
             if energy < result.energy:
-                result = Matched(f"interp({lo.name},{hi.name})", energy, top1_dense - tolerance,
-                                 True)
+                result = Matched(f"interp({lo.name},{hi.name})", energy, target, True)
             break
     return result
 
