@@ -251,8 +251,9 @@ def matched_rows(rows: list[dict[str, Any]], presets: list[str], tolerance: floa
                                f"of dense top-1 ({top1_dense:.4f}): claim not reproduced")
             else:
                 row["note"] = "no other method has an operating point within the tolerance"
-            if interpolate:
-                row["note"] += "; linear interpolation on each method's Pareto curve allowed"
+            if any(m is not None and m.interpolated for m in (dance, best)):
+                row["note"] += ("; interpolated point(s): energy read linearly on the "
+                                "method's Pareto curve at the accuracy floor")
             out.append(row)
     return out
 
