@@ -227,6 +227,93 @@ def _profile(cfg: dict, args: argparse.Namespace) -> None:
         print(path)
 
 
+# state-of-the-art comparison (dance.sota) ------------------------------------------------
+def _level_args(p: argparse.ArgumentParser) -> None:
+    _model_arg(p)
+    p.add_argument("--level", required=True, choices=["mild", "aggressive"],
+                   help="L1 pruning level (ratio from sota.l1.<level>)")
+
+
+@command("train-l1", "prune the baseline by L1 filter norm and fine-tune it (resumable)",
+         _level_args)
+def _train_l1(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.l1 import train_l1
+
+    print(train_l1(cfg, args.model, args.level))
+
+
+@command("evaluate-l1", "test-split record of a fine-tuned L1-pruned net", _level_args)
+def _evaluate_l1(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.evaluate import evaluate_l1
+
+    _print_record(evaluate_l1(cfg, args.model, args.level))
+
+
+@command("evaluate-sota-dense", "test-split record of the dense baseline (comparison reference)",
+         _model_arg)
+def _evaluate_sota_dense(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.evaluate import evaluate_dense
+
+    _print_record(evaluate_dense(cfg, args.model))
+
+
+@command("train-selector", "train the pruning-level selector head on the val split (resumable)",
+         _model_arg)
+def _train_selector(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.selector import train_selector
+
+    print(train_selector(cfg, args.model))
+
+
+@command("evaluate-selector", "test-split records of every pruning-level-selection point",
+         _model_arg)
+def _evaluate_selector(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.selector import evaluate_selector
+
+    for path in evaluate_selector(cfg, args.model):
+        _print_record(path)
+
+
+@command("bench-sota", "host latency of dense vs the L1-pruned nets and selector points, "
+         "one interleaved run", _bench_aap_args)
+def _bench_sota(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.measure.bench import format_table, run_bench
+    from dance.paths import Paths
+    from dance.sota.bench import bench_variants
+
+    names = args.variants or ",".join(["dense", *bench_variants(cfg)])
+    out, rows = run_bench(cfg, args.model, "baseline", names,
+                          out=Paths(cfg).sota_bench(args.model))
+    print(f"{args.model}: batch 1, {rows[0]['threads']} threads, {rows[0]['cpu']}")
+    print(format_table(rows))
+    print(out)
+
+
+@command("comparison", "comparison.csv, comparison_matched.csv, comparison_literature.csv")
+def _comparison(cfg: dict, args: argparse.Namespace) -> None:
+    import csv
+
+    from dance.paths import Paths
+    from dance.sota.comparison import write_comparison
+
+    out = write_comparison(cfg)
+    with open(Paths(cfg).comparison_matched, newline="") as fh:
+        for row in csv.DictReader(fh):
+            print(f"{row['model']} {row['preset']}: {row['note']}")
+    print(out)
+
+
+def _print_record(path: Path) -> None:
+    from dance.io import read_json
+
+    r = read_json(path)
+    lat = r["latency"]["speedup"]
+    print(f"{r['model']} {r['method']}@{r['operating_point']}: top-1 {r['top1']:.4f} "
+          f"(dense {r['top1_dense']:.4f}), MACs {r['macs']['ratio_mean']:.3f} of dense, "
+          f"memory {r['memory']['ratio']:.3f}, speed-up "
+          f"{'not measured' if lat is None else f'{lat:.2f}x'} -> {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dance", description=__doc__.split("\n")[0])
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

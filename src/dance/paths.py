@@ -106,6 +106,42 @@ class Paths:
         """One row per model × variant × operating point (DANCE and ablations)."""
         return self.metrics / "dance_summary.csv"
 
+    # state-of-the-art comparison (dance.sota) ----------------------------------------
+    def sota_record(self, model: str, method: str, point: str | int) -> Path:
+        """Operating-point record of a compared method (``dance.sota.record``, JSON)."""
+        return self.metrics / model / "sota" / f"{method}_{point}.json"
+
+    def sota_checkpoint(self, model: str, name: str) -> Path:
+        """Final weights of a compared method's network (pruned net, selector, ...)."""
+        return self.work / "checkpoints" / model / "sota" / f"{name}.pt"
+
+    def sota_state_dir(self, model: str, name: str) -> Path:
+        """Per-epoch resumable state of a compared method's training."""
+        return self.work / "checkpoints" / model / "sota" / name
+
+    def sota_history(self, model: str, name: str) -> Path:
+        """Per-epoch training curve of a compared method's network."""
+        return self.metrics / model / "sota" / f"{name}_history.csv"
+
+    def sota_bench(self, model: str) -> Path:
+        """Host latency of dense vs every structurally smaller compared network."""
+        return self.metrics / model / "bench_sota.csv"
+
+    @property
+    def comparison(self) -> Path:
+        """One row per method × model × operating point, dense and DANCE included."""
+        return self.metrics / "comparison.csv"
+
+    @property
+    def comparison_literature(self) -> Path:
+        """Quoted numbers of the literature, with their sources (never measured here)."""
+        return self.metrics / "comparison_literature.csv"
+
+    @property
+    def comparison_matched(self) -> Path:
+        """DANCE vs the best other method at matched accuracy, per model and preset."""
+        return self.metrics / "comparison_matched.csv"
+
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -118,5 +118,7 @@ register_variant("dense", _dense)
 register_variant("dense-native", _dense_native)
 register_variant("dense-channels-last", _dense_channels_last)
 
-# AAP operating points (dance@K, dance-<ablation>@K) register themselves as a family.
+# AAP operating points (dance@K, dance-<ablation>@K) and the compared networks (l1@…,
+# selector@…, dance.sota.bench) register themselves as families.
 from dance.aap import bench as _aap_bench  # noqa: E402,F401
+from dance.sota import bench as _sota_bench  # noqa: E402,F401

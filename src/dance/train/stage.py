@@ -20,6 +20,9 @@ from dance.train.loop import LossFn, Schedule, fit, write_history
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "baseline": (),
     "ava": ("ava",),
+    # comparison (dance.sota): fine-tuned with AVA's schedule, so AVA's keys count too
+    "l1_mild": ("ava", "sota.l1"),
+    "l1_aggressive": ("ava", "sota.l1"),
 }
 
 
@@ -30,7 +33,10 @@ def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
     for section in STAGE_SECTIONS.get(stage, ()):
-        part[section] = cfg[section]
+        value = cfg
+        for key in section.split("."):  # dotted names pick a sub-section ("sota.l1")
+            value = value[key]
+        part[section] = value
     return config_mod.fingerprint(part)
 
 

@@ -1,0 +1,107 @@
+"""Host-latency bench variants of the compared networks and their latency lookup.
+
+``l1@mild`` / ``l1@aggressive``: the fine-tuned pruned nets; ``selector@t<threshold>``: the
+aggressive net with the selector head, escalating to the mild net below the threshold (the
+decision is taken per clip inside the timed call, so the time includes the head and every
+escalation on the bench's clips). Every variant is rewritten like the dense reference
+(:func:`dance.measure.variants.prepare_network`, policy convs, the bench's memory format)
+and timed interleaved with it by ``python -m dance bench-sota``
+(:func:`dance.measure.bench.run_bench` → ``Paths.sota_bench``). A record takes its latency
+from that file (:func:`bench_latency`), or says why there is none.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from torch import Tensor, nn
+
+from dance.measure.variants import (
+    VariantFn,
+    prepare_memory_format,
+    prepare_network,
+    register_family,
+)
+from dance.nn.conv import use_fast_convs
+from dance.paths import Paths
+
+
+def l1_variant(level: str) -> str:
+    return f"l1@{level}"
+
+
+def bench_variants(cfg: dict) -> list[str]:
+    """Every compared variant the SOTA bench times beside dense."""
+    from dance.sota.l1 import LEVELS
+    from dance.sota.selector import bench_points, variant_name
+
+    return [*(l1_variant(level) for level in LEVELS),
+            *(variant_name(p) for p in bench_points(cfg))]
+
+
+def bench_latency(cfg: dict, model_name: str, variant: str) -> dict[str, Any]:
+    """Latency entry of a record from ``Paths.sota_bench`` (or the reason it is absent)."""
+    path = Paths(cfg).sota_bench(model_name)
+    if not path.exists():
+        return {"reason": f"not benched ({path} missing)"}
+    with open(path, newline="") as fh:
+        rows = {r["variant"]: r for r in csv.DictReader(fh)}
+    row, dense = rows.get(variant), rows.get("dense")
+    if row is None or dense is None:
+        return {"reason": f"variant {variant!r} not in {path}"}
+    speed = row["speedup_vs_dense"]
+    if speed in (None, ""):
+        return {"reason": f"{path}: {row['speedup_status']}"}
+    return {"median_ms": float(row["median_ms"]), "dense_median_ms": float(dense["median_ms"]),
+            "speedup": float(speed), "threads": int(row["threads"]), "bench": str(path)}
+
+
+def timed_network(cfg: dict, net: nn.Module) -> nn.Module:
+    """`net` rewritten like every bench variant (BN folded, padding taps dropped, policy
+    convs, the bench's memory format)."""
+    return prepare_memory_format(use_fast_convs(prepare_network(net.eval(), cfg)), cfg).eval()
+
+
+def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,
+              ) -> VariantFn:
+    from dance.sota.l1 import load_l1
+
+    level = name.split("@", 1)[1]
+    net = timed_network(cfg, load_l1(cfg, model_name, level, model.classifier.out_features))
+
+    def run(x: Tensor) -> Tensor:
+        return net(x)
+
+    return run
+
+
+def _build_selector(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,
+                    ) -> VariantFn:
+    from dance.errors import ConfigError
+    from dance.sota.l1 import load_l1
+    from dance.sota.selector import TrunkTap, bench_points, feature_module, load_selector
+
+    point = name.split("@", 1)[1]
+    if point not in bench_points(cfg):
+        raise ConfigError(f"bench variant {name!r}: {point!r} is not one of the configured "
+                          f"selector thresholds {bench_points(cfg)} (sota.selector.thresholds)")
+    threshold = float(point[1:])
+    k = model.classifier.out_features
+    agg = timed_network(cfg, load_l1(cfg, model_name, "aggressive", k))
+    mild = timed_network(cfg, load_l1(cfg, model_name, "mild", k))
+    head = load_selector(cfg, model_name, k)
+    tap = TrunkTap(agg, feature_module(model_name)).__enter__()  # lives with the variant
+
+    def run(x: Tensor) -> Tensor:
+        logits = agg(x)
+        if float(head.confidence(tap.pooled)[0]) < threshold:
+            return mild(x)
+        return logits
+
+    run.tap = tap
+    return run
+
+
+register_family("l1@", _build_l1)
+register_family("selector@", _build_selector)

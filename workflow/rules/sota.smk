@@ -1,0 +1,152 @@
+# State-of-the-art comparison (method.md §5): static L1 filter pruning (mild, aggressive),
+# pruning-level selection (a selector head escalating from the aggressive to the mild net),
+# one interleaved latency bench per model, the dense reference record, and the assembled
+# comparison tables (DANCE and its ablations read from the AAP evaluations; other methods'
+# operating-point records from {results_dir}/metrics/<model>/sota/).
+
+
+def sota_fp(*keys):
+    """Params trigger: the training sections plus the named sota sub-sections."""
+    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train", "ava"),
+                                     **{k: config["sota"][k] for k in keys}})
+
+
+def sota_records(model):
+    levels = ["mild", "aggressive"]
+    points = [f"t{t:g}" for t in config["sota"]["selector"]["thresholds"]]
+    points += ["always_aggressive", "always_mild", "oracle"]
+    return ([PATHS.sota_record(model, "dense", "dense")]
+            + [PATHS.sota_record(model, "l1", lv) for lv in levels]
+            + [PATHS.sota_record(model, "selector", p) for p in points])
+
+
+wildcard_constraints:
+    level="mild|aggressive",
+
+
+# The generic bench rule's bench_{stage}.csv pattern also matches bench_sota.csv.
+ruleorder: bench_sota > bench
+
+# Other compared methods' rules (included after this file) append their record paths here;
+# the comparison waits for them and reads every record in the models' sota/ folders.
+COMPARISON_RECORDS = []
+
+
+rule train_l1:
+    input:
+        baseline=PATHS.checkpoint("{model}", "baseline"),
+        manifest=PATHS.manifest,
+    output:
+        checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
+        history=PATHS.history("{model}", "l1_{level}"),
+    params:
+        fp=sota_fp("l1"),
+    threads: workflow.cores
+    log:
+        LOGS / "train_l1_{model}_{level}.log",
+    shell:
+        dance("train-l1", "--model {wildcards.model}", "--level {wildcards.level}",
+              "--set threads={threads}")
+
+
+rule train_selector:
+    input:
+        aggressive=PATHS.checkpoint("{model}", "l1_aggressive"),
+    output:
+        checkpoint=PATHS.sota_checkpoint("{model}", "selector"),
+        history=PATHS.sota_history("{model}", "selector"),
+    params:
+        fp=sota_fp("l1", "selector"),
+    threads: workflow.cores
+    log:
+        LOGS / "train_selector_{model}.log",
+    shell:
+        dance("train-selector", "--model {wildcards.model}", "--set threads={threads}")
+
+
+rule bench_sota:
+    input:
+        manifest=PATHS.manifest,
+        nets=expand(PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]),
+        selector=PATHS.sota_checkpoint("{model}", "selector"),
+    output:
+        csv=PATHS.sota_bench("{model}"),
+        detail=PATHS.sota_bench("{model}").with_suffix(".json"),
+    params:
+        fp=fp("bench"),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
+    threads: workflow.cores
+    log:
+        LOGS / "bench_sota_{model}.log",
+    shell:
+        dance("bench-sota", "--model {wildcards.model}", "--set bench.threads={params.threads}")
+
+
+rule evaluate_sota_dense:
+    input:
+        checkpoint=PATHS.checkpoint("{model}", "baseline"),
+        evaluation=PATHS.evaluation("{model}", "baseline"),
+        bench=PATHS.sota_bench("{model}"),
+    output:
+        PATHS.sota_record("{model}", "dense", "dense"),
+    params:
+        fp=fp("energy"),
+    threads: workflow.cores
+    log:
+        LOGS / "evaluate_sota_dense_{model}.log",
+    shell:
+        dance("evaluate-sota-dense", "--model {wildcards.model}", "--set threads={threads}")
+
+
+rule evaluate_l1:
+    input:
+        checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
+        evaluation=PATHS.evaluation("{model}", "baseline"),
+        bench=PATHS.sota_bench("{model}"),
+    output:
+        PATHS.sota_record("{model}", "l1", "{level}"),
+    params:
+        fp=fp("energy"),
+    threads: workflow.cores
+    log:
+        LOGS / "evaluate_l1_{model}_{level}.log",
+    shell:
+        dance("evaluate-l1", "--model {wildcards.model}", "--level {wildcards.level}",
+              "--set threads={threads}")
+
+
+rule evaluate_selector:
+    input:
+        nets=expand(PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]),
+        selector=PATHS.sota_checkpoint("{model}", "selector"),
+        evaluation=PATHS.evaluation("{model}", "baseline"),
+        bench=PATHS.sota_bench("{model}"),
+    output:
+        records=[p for p in sota_records("{model}") if "/selector_" in str(p)],
+        routing=PATHS.sota_record("{model}", "selector", "x").with_name("selector_routing.csv"),
+    params:
+        fp=fp("energy", "sota"),
+    threads: workflow.cores
+    log:
+        LOGS / "evaluate_selector_{model}.log",
+    shell:
+        dance("evaluate-selector", "--model {wildcards.model}", "--set threads={threads}")
+
+
+rule comparison:
+    input:
+        records=lambda w: [p for m in config["models"] for p in sota_records(m)]
+        + COMPARISON_RECORDS,
+        dance=rules.dance_summary.input.evaluations,
+        benches=rules.dance_summary.input.benches,
+    output:
+        csv=PATHS.comparison,
+        md=PATHS.comparison.with_suffix(".md"),
+        matched=PATHS.comparison_matched,
+        literature=PATHS.comparison_literature,
+    params:
+        fp=fp("energy", "sota"),
+    log:
+        LOGS / "comparison.log",
+    shell:
+        dance("comparison")
