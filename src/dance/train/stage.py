@@ -20,7 +20,26 @@ from dance.train.loop import LossFn, Schedule, fit, write_history
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "baseline": (),
     "ava": ("ava",),
+    # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
+    # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
+    "gating": ("sota.gating", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
+    "frame_skip": ("sota.frame_skip", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
 }
+
+
+def stage_sections(stage: str) -> tuple[str, ...]:
+    """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
+    (``sota.gating``) is a sub-section or key."""
+    if stage in STAGE_SECTIONS:
+        return STAGE_SECTIONS[stage]
+    return STAGE_SECTIONS.get(stage.partition("@")[0], ())
+
+
+def _section(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
@@ -29,8 +48,8 @@ def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
     train = {k: v for k, v in cfg["train"].items() if k != "progress"}
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
-    for section in STAGE_SECTIONS.get(stage, ()):
-        part[section] = cfg[section]
+    for section in stage_sections(stage):
+        part[section] = _section(cfg, section)
     return config_mod.fingerprint(part)
 
 
