@@ -295,3 +295,18 @@ def test_one_epoch_per_method_writes_records(tmp_path):
                         sota={"gating": {"points": [0.25]}})
     with pytest.raises(CheckpointError):
         dynamic.load(other, "c3d", "gating", 0, 10)
+
+
+def test_lr_scale_gives_new_parameters_their_own_rate():
+    from dance.train.loop import Schedule, make_optimizer
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    sched = Schedule(epochs=1, batch_size=1, lr=0.1, optimizer="adamw", weight_decay=0.01)
+    plain = make_optimizer(model, sched)
+    assert len(plain.param_groups) == 2 and "lr_scale" not in plain.param_groups[0]
+    for p in model[1].parameters():
+        p.lr_scale = 20.0
+    groups = make_optimizer(model, sched).param_groups
+    assert [len(g["params"]) for g in groups] == [1, 1, 1, 1]
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 1.0, 20.0, 20.0]
+    assert groups[2]["params"][0] is model[1].weight and groups[3]["weight_decay"] == 0.0

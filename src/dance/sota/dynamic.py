@@ -78,10 +78,16 @@ def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:
     value = point_value(cfg, method, point)
     torch.manual_seed(cfg["seed"] * 1009 + point)
     if method == "gating":
-        return GatedNet(backbone, value)
-    fs = cfg["sota"]["frame_skip"]
-    return FrameSkipNet(backbone, hidden=fs["hidden"], keep_init=fs["keep_init"],
-                        downsample=fs["policy_downsample"], temperature=fs["temperature"])
+        net = GatedNet(backbone, value)
+        fresh, scale = net.predictors(), cfg["sota"]["gating"]["predictor_lr_scale"]
+    else:
+        fs = cfg["sota"]["frame_skip"]
+        net = FrameSkipNet(backbone, hidden=fs["hidden"], keep_init=fs["keep_init"],
+                           downsample=fs["policy_downsample"], temperature=fs["temperature"])
+        fresh, scale = net.policy.parameters(), fs["policy_lr_scale"]
+    for p in fresh:              # new decision networks learn faster than the backbone
+        p.lr_scale = float(scale)
+    return net
 
 
 @torch.no_grad()

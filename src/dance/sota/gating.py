@@ -239,8 +239,11 @@ class GatedNet(nn.Module):
         """[N]: mean saliency over layers and channels of the last forward (the L1 term)."""
         return torch.stack(self.state.saliency_means, 1).mean(1)
 
+    def predictors(self) -> list[nn.Parameter]:
+        return [p for g in self.gates for p in g.predictor.parameters()]
+
     def predictor_params(self) -> int:
-        return sum(p.numel() for g in self.gates for p in g.predictor.parameters())
+        return sum(p.numel() for p in self.predictors())
 
     def keeps(self, x: Tensor, mode: str = "masked") -> tuple[Tensor, dict[str, Tensor]]:
         """(logits, name → keep [N, Cout]) of one forward with the decisions recorded."""
