@@ -22,6 +22,7 @@ include: "workflow/rules/ava.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aap.smk"
 include: "workflow/rules/sota.smk"
+include: "workflow/rules/sota_dynamic.smk"
 
 
 rule all:

@@ -312,6 +312,41 @@ def _print_record(path: Path) -> None:
           f"(dense {r['top1_dense']:.4f}), MACs {r['macs']['ratio_mean']:.3f} of dense, "
           f"memory {r['memory']['ratio']:.3f}, speed-up "
           f"{'not measured' if lat is None else f'{lat:.2f}x'} -> {path}")
+# --- dynamic SOTA baselines (dance.sota.dynamic) ---------------------------------------
+
+
+def _dynamic_args(p: argparse.ArgumentParser) -> None:
+    _model_arg(p)
+    p.add_argument("--method", required=True, choices=("gating", "frame_skip"),
+                   help="gating = FBS-style channel gating; frame_skip = learned frame skipping")
+    p.add_argument("--point", type=int, required=True,
+                   help="operating point K: the K-th entry of sota.<method>.points")
+
+
+@command("train-dynamic", "fine-tune one operating point of a dynamic baseline (FBS gating "
+         "or frame skipping) from the baseline (resumable)", _dynamic_args)
+def _train_dynamic(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.sota.dynamic import train
+
+    print(train(cfg, args.model, args.method, args.point))
+
+
+@command("evaluate-dynamic", "test-split record of one dynamic-baseline point: top-1, exact "
+         "MACs, memory, energy, batch-1 latency vs dense", _dynamic_args)
+def _evaluate_dynamic(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.io import read_json
+    from dance.sota.dynamic import evaluate
+
+    out = evaluate(cfg, args.model, args.method, args.point)
+    rec = read_json(out)
+    lat = rec["latency"]
+    speed = f"{lat['speedup']:.2f}x" if lat["speedup"] else "n/a"
+    print(f"{args.model} {rec['method']}@{args.point} ({rec['point_value']}): top-1 "
+          f"{rec['top1']:.4f} (dense {rec['top1_dense']:.4f}), MACs "
+          f"{rec['macs']['ratio_mean']:.3f} of dense (p5 {rec['macs']['ratio_p5']:.3f}, p95 "
+          f"{rec['macs']['ratio_p95']:.3f}), memory {rec['memory']['ratio']:.3f}, measured "
+          f"speed-up {speed}")
+    print(out)
 
 
 def build_parser() -> argparse.ArgumentParser:

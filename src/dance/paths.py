@@ -145,3 +145,14 @@ class Paths:
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"
+
+    # dynamic SOTA baselines (dance.sota.dynamic: FBS gating, frame skipping) ----------
+    # Weights: Paths.checkpoint(model, "<method>@<K>") (one training stage per point).
+    def sota_dynamic_record(self, model: str, method: str, point: int | str) -> Path:
+        """Operating-point record (dance.sota.record) of a dynamic baseline; the folder
+        and pattern of the SOTA records (``metrics/<model>/sota/<method>_<point>.json``)."""
+        return self.metrics / model / "sota" / f"{method}_{point}.json"
+
+    def sota_dynamic_clips(self, model: str, method: str, point: int | str) -> Path:
+        """Per test clip: correct, MACs (overhead included), overhead, kept channels/frames."""
+        return self.metrics / model / "sota" / f"{method}_{point}_clips.csv"

@@ -67,11 +67,19 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
 
 
 def make_optimizer(model: torch.nn.Module, sched: Schedule) -> torch.optim.Optimizer:
-    """SGD (Nesterov) or AdamW; no weight decay on norms and biases (1-D params)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": sched.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    """SGD (Nesterov) or AdamW; no weight decay on norms and biases (1-D params).
+
+    A parameter with an attribute ``lr_scale`` (e.g. a freshly initialised decision network
+    fine-tuned together with a pretrained backbone) trains at ``lr_scale`` × the scheduled
+    rate, in groups of its own after the two default groups."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = []
+    for scale in dict.fromkeys([1.0, *(getattr(p, "lr_scale", 1.0) for p in params)]):
+        own = [p for p in params if getattr(p, "lr_scale", 1.0) == scale]
+        extra = {} if scale == 1.0 else {"lr_scale": float(scale)}
+        groups += [{"params": [p for p in own if p.ndim > 1],
+                    "weight_decay": sched.weight_decay, **extra},
+                   {"params": [p for p in own if p.ndim <= 1], "weight_decay": 0.0, **extra}]
     if sched.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=sched.lr, betas=(sched.momentum, 0.999))
     return torch.optim.SGD(groups, lr=sched.lr, momentum=sched.momentum,
@@ -126,7 +134,7 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
         for step, (x, y, _) in enumerate(train_set.batches(sched.batch_size, order)):
             lr = sched.lr_at(epoch * steps_per_epoch + step, steps_per_epoch)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             x, y = x.to(device), y.to(device)
             if sched.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last_3d)

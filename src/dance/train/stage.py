@@ -23,7 +23,26 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     # comparison (dance.sota): fine-tuned with AVA's schedule, so AVA's keys count too
     "l1_mild": ("ava", "sota.l1"),
     "l1_aggressive": ("ava", "sota.l1"),
+    # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
+    # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
+    "gating": ("sota.gating", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
+    "frame_skip": ("sota.frame_skip", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
 }
+
+
+def stage_sections(stage: str) -> tuple[str, ...]:
+    """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
+    (``sota.gating``) is a sub-section or key."""
+    if stage in STAGE_SECTIONS:
+        return STAGE_SECTIONS[stage]
+    return STAGE_SECTIONS.get(stage.partition("@")[0], ())
+
+
+def _section(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
@@ -32,11 +51,8 @@ def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
     train = {k: v for k, v in cfg["train"].items() if k != "progress"}
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
-    for section in STAGE_SECTIONS.get(stage, ()):
-        value = cfg
-        for key in section.split("."):  # dotted names pick a sub-section ("sota.l1")
-            value = value[key]
-        part[section] = value
+    for section in stage_sections(stage):
+        part[section] = _section(cfg, section)
     return config_mod.fingerprint(part)
 
 

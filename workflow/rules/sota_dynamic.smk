@@ -1,0 +1,63 @@
+# SOTA comparison, dynamic baselines (method.md §5 items 4–5; dance.sota.dynamic): FBS-style
+# channel gating and learned frame skipping, one network per operating point, fine-tuned from
+# the baseline for ava.epochs epochs, then one test-split record each (exact per-clip costs,
+# batch-1 latency timed interleaved with the dense baseline). Record method names: fbs,
+# frame_skip; config sections: sota.gating, sota.frame_skip.
+
+DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}   # record name -> method
+
+
+def dynamic_stage(wildcards):
+    return f"{DYNAMIC_METHOD[wildcards.rname]}@{wildcards.point}"
+
+
+SOTA_DYNAMIC_RECORDS = [
+    PATHS.sota_dynamic_record(m, rname, k)
+    for m in config["models"]
+    for rname, method in DYNAMIC_METHOD.items()
+    for k in range(len(config["sota"][method]["points"]))
+]
+COMPARISON_RECORDS.extend(SOTA_DYNAMIC_RECORDS)  # the comparison (sota.smk) waits for them
+
+
+wildcard_constraints:
+    rname="fbs|frame_skip",
+    dmethod="gating|frame_skip",
+
+
+rule train_dynamic:
+    input:
+        baseline=PATHS.checkpoint("{model}", "baseline"),
+        manifest=PATHS.manifest,
+    output:
+        checkpoint=PATHS.checkpoint("{model}", "{dmethod}@{point}"),
+        history=PATHS.history("{model}", "{dmethod}@{point}"),
+    params:
+        fp=lambda w: fp("seed", "dataset", "model", "train", "ava", "sota"),
+    threads: workflow.cores
+    log:
+        LOGS / "train_dynamic_{model}_{dmethod}_{point}.log",
+    shell:
+        dance("train-dynamic", "--model {wildcards.model}", "--method {wildcards.dmethod}",
+              "--point {wildcards.point}", "--set threads={threads}")
+
+
+rule evaluate_dynamic:
+    input:
+        checkpoint=lambda w: PATHS.checkpoint(w.model, dynamic_stage(w)),
+        baseline=PATHS.checkpoint("{model}", "baseline"),
+        baseline_eval=PATHS.evaluation("{model}", "baseline"),
+    output:
+        record=PATHS.sota_dynamic_record("{model}", "{rname}", "{point}"),
+        clips=PATHS.sota_dynamic_clips("{model}", "{rname}", "{point}"),
+    params:
+        fp=fp("energy", "bench"),
+        method=lambda w: DYNAMIC_METHOD[w.rname],
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
+    threads: workflow.cores
+    log:
+        LOGS / "evaluate_dynamic_{model}_{rname}_{point}.log",
+    shell:
+        dance("evaluate-dynamic", "--model {wildcards.model}", "--method {params.method}",
+              "--point {wildcards.point}", "--set threads={threads}",
+              "--set bench.threads={params.threads}")
