@@ -21,6 +21,7 @@ include: "workflow/rules/baseline.smk"
 include: "workflow/rules/ava.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aap.smk"
+include: "workflow/rules/devices.smk"
 
 
 rule all:
@@ -32,3 +33,4 @@ rule all:
         rules.profile.output,
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
         rules.dance_summary.output,
+        rules.devices_summary.output,
