@@ -21,8 +21,13 @@ def export_inputs(wildcards):
 
 
 def device_log_state(device):
-    """Params trigger: the device rule re-runs when logs appear in (or change under) its
-    hand-placed log folder."""
+    """Params trigger: the rule of a device that is not driven from here re-runs when logs
+    appear in (or change under) its hand-placed log folder. A driven device's own fetched
+    logs must not trigger another run."""
+    key = {"jetson_nano": ("jetson_nano", "ssh"), "snapdragon": ("snapdragon", "adb_serial")}
+    section, field = key[device]
+    if config["devices"][section][field]:
+        return "driven"
     folder = PATHS.device_logs(device)
     if not folder.exists():
         return "none"

@@ -136,7 +136,10 @@ def check_onnx(path: Path, clips: np.ndarray, logits: np.ndarray,
     scale = float(np.abs(logits).max())
     return {"clips": len(clips), "max_abs_diff": max(diffs), "logit_scale": scale,
             "same_top1": all(same_class),
-            "same_decisions": all(same_kept) if kept is not None else None}
+            "same_decisions": all(same_kept) if kept is not None else None,
+            # a share exactly at its threshold can fall either way under other float sums
+            "clips_with_other_decisions": (len(same_kept) - sum(same_kept)
+                                           if kept is not None else None)}
 
 
 def bundle_clips(cfg: dict) -> torch.Tensor:
