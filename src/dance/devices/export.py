@@ -26,6 +26,7 @@ import copy
 import hashlib
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ def export_onnx(module: nn.Module, clip: torch.Tensor, path: Path, opset: int,
     except ImportError as exc:
         raise DanceError(f"ONNX export needs the onnx and onnxscript packages ({exc}); "
                          "pip install onnx onnxscript") from None
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # GraphNet links a fresh decision holder into its parts on every call (by design)
+        warnings.filterwarnings("ignore", message=".*were assigned during export.*")
         program = torch.onnx.export(module.eval(), (clip,), dynamo=True, opset_version=opset,
                                     input_names=["clip"], output_names=outputs,
                                     external_data=False, optimize=True, verbose=False)
