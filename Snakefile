@@ -23,6 +23,7 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/aap.smk"
 include: "workflow/rules/sota.smk"
 include: "workflow/rules/sota_dynamic.smk"
+include: "workflow/rules/devices.smk"
 
 
 rule all:
@@ -35,3 +36,4 @@ rule all:
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
         rules.dance_summary.output,
         rules.comparison.output,
+        rules.devices_summary.output,

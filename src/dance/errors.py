@@ -20,3 +20,8 @@ class DataError(DanceError):
 
 class CheckpointError(DanceError):
     """A missing, corrupt or mismatched checkpoint; the message names the path."""
+
+
+class DeviceError(DanceError):
+    """A device run or log that cannot be used (unreachable device, truncated or malformed
+    log); the message names the device or the file."""

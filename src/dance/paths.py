@@ -142,6 +142,35 @@ class Paths:
         """DANCE vs the best other method at matched accuracy, per model and preset."""
         return self.metrics / "comparison_matched.csv"
 
+    # devices (ONNX export, host ONNX Runtime, Jetson Nano, Snapdragon) ---------------
+    @property
+    def device_bundle(self) -> Path:
+        """Everything a device needs: ONNX models, clips, PyTorch logits, manifest, runner."""
+        return self.work / "devices" / "bundle"
+
+    @property
+    def onnx_export_check(self) -> Path:
+        """ONNX Runtime vs PyTorch on the bundle's clips, per exported model."""
+        return self.metrics / "onnx_export.json"
+
+    @property
+    def bench_onnx(self) -> Path:
+        """Host ONNX Runtime latency, dense vs DANCE side by side (per-call times in .json)."""
+        return self.metrics / "bench_onnx.csv"
+
+    def device_logs(self, device: str) -> Path:
+        """Logs of one device: fetched by its rule, or placed here by hand."""
+        return self.results / "devices" / device
+
+    def device_result(self, device: str) -> Path:
+        """One device's parsed measurement, or "not measured" and why."""
+        return self.metrics / f"device_{device}.json"
+
+    @property
+    def devices_summary(self) -> Path:
+        """Per device × model × method: latency, speed-up, power, energy, status."""
+        return self.metrics / "devices.csv"
+
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"
