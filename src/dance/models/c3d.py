@@ -21,6 +21,7 @@ Choices that are ours, not the 2015 paper's:
   reach T = 1 before pool4/pool5 would run out of frames; they then skip temporal pooling
   instead of crashing.
 * Width multiplier on every conv and on fc6/fc7 (rounded to a multiple of 4, at least 4).
+* fc6/fc7 start from Kaiming-normal weights (fc8 from N(0, 0.01)); see ``__init__``.
 
 A :class:`~dance.models.sites.Site` sits in front of every conv except conv1, after the
 preceding pool, i.e. on exactly the tensor the conv reads.
@@ -125,6 +126,11 @@ class C3D(nn.Module):
         self.width = width
         self.feature_dim = fc
         init_weights(self)
+        # fc6/fc7 feed ReLUs: Kaiming (fan_in) instead of the shared N(0, 0.01). With the
+        # small-std init and AdamW (step ~ lr per weight), the 0.25-width head died within two
+        # epochs on the default data (every fc6 ReLU off, loss stuck at ln 10).
+        for fc_layer in (self.fc6, self.fc7):
+            nn.init.kaiming_normal_(fc_layer.weight, nonlinearity="relu")
 
     @property
     def first_conv(self) -> nn.Conv3d:
