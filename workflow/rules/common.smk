@@ -1,19 +1,32 @@
 # Shared wiring: validate the config once, resolve paths, hand each step the config.
+import os
+import shlex
 import sys
+from pathlib import Path
 
 from dance import config as dance_config
-from dance.errors import ConfigError
+from dance.errors import DanceError
+from dance.io import check_output_folder
 from dance.paths import Paths
 
 try:
     config.update(dance_config.validate(config))
-except ConfigError as exc:
+    for key in ("results_dir", "figures_dir", "work_dir"):
+        check_output_folder(config[key], key)
+except DanceError as exc:
     sys.exit(f"DANCE: {exc}")
 
 PATHS = Paths(config)
-# Every `python -m dance` step reads the exact validated config of this run.
+# Every `python -m dance` step reads the exact validated config of this run, and imports
+# the package from this workflow's own src/ (also inside a `--sdm conda` environment, which
+# holds the dependencies but not the package).
 RESOLVED_CONFIG = dance_config.write_resolved(config, PATHS.work / "config")
-DANCE = f"python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+PYTHONPATH = os.pathsep.join([str(Path(workflow.basedir) / "src"),
+                              *filter(None, [os.environ.get("PYTHONPATH")])])
+DANCE = f"PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+# The software of every step (snakemake --lint): the project's one environment, relative to
+# the rule files in workflow/rules/. Used with `--sdm conda`; ignored otherwise.
+CONDA_ENV = "../../environment.yml"
 LOGS = PATHS.work / "logs"
 
 
@@ -25,3 +38,47 @@ def fp(*sections):
 def dance(cmd, *args):
     """Shell line of one step; its stderr (progress, messages) goes to the terminal and log."""
     return " ".join([DANCE.format(cmd=cmd), *args, "2>&1 | tee {log}"])
+
+
+def job_threads(kind):
+    """Threads of one kind of job = config `resources.<kind>.cpus` (0 = every core given)."""
+    return config["resources"][kind]["cpus"] or workflow.cores
+
+
+def job_resources(kind):
+    """What a job of this kind requests from a cluster executor (config `resources.<kind>`):
+    memory, wall-clock minutes and, where configured, GPUs (Snakemake's `gpu` resource)."""
+    res = config["resources"][kind]
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    if res.get("gpus"):
+        out["gpu"] = res["gpus"]
+    return out
+
+
+# AAP wiring (workflow/rules/aap.smk) -------------------------------------------------------
+
+
+def aap_points():
+    """(variant, point) pairs the workflow trains (mirrors dance.train.aap.trained_points)."""
+    n = len(config["aap"]["points"])
+    pairs = [("dance", k) for k in range(n)]
+    pairs += [(v, k) for v in config["aap"]["ablations"] for k in config["aap"]["ablation_points"]
+              if k < n]
+    return pairs
+
+
+def aap_backbone(wildcards):
+    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
+    return PATHS.checkpoint(wildcards.model, stage)
+
+
+def aap_backbone_eval(wildcards):
+    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
+    return PATHS.evaluation(wildcards.model, stage)
+
+
+def aap_fp(wildcards):
+    sections = ["seed", "dataset", "model", "train", "aap"]
+    if wildcards.variant != "no_ava":
+        sections.append("ava")
+    return fp(*sections)
