@@ -13,6 +13,7 @@ import psutil
 import pytest
 import yaml
 
+from dance import config as config_mod
 from dance.data import prepare
 from dance.errors import CheckpointError
 from dance.io import sha256_file
@@ -82,15 +83,23 @@ KILL_CASES = {
     "aap": (lambda p: [p.aap_checkpoint("c3d", "dance", 0), p.aap_history("c3d", "dance", 0)],
             lambda p: p.aap_state_dir("c3d", "dance", 0), "train-aap"),
 }
-KILL_OVERRIDES = {"models": ["c3d"], "train": {"epochs": 3}, "ava": {"epochs": 3},
-                  "aap": {"epochs": 3, "points": [0.5], "ablations": [], "train_clips": 48,
+KILL_OVERRIDES = {"models": ["c3d"], "train": {"epochs": 1}, "ava": {"epochs": 1},
+                  "aap": {"epochs": 1, "points": [0.5], "ablations": [], "train_clips": 48,
                           "val_clips": 16},
                   "dataset": {"synthetic": {"train_clips": 64}}}
+KILLED_EPOCHS = 3  # the killed stage's epochs (the stages before it train one)
 
 
-def _workflow_cmd(root, targets):
-    """Snakemake asked for `targets` under a tiny config written to root/config.yaml."""
-    cfg = tiny_config(root, **KILL_OVERRIDES)
+def _kill_config(root, stage):
+    section = "train" if stage == "baseline" else stage
+    return tiny_config(root, **config_mod.merge(KILL_OVERRIDES,
+                                                {section: {"epochs": KILLED_EPOCHS}}))
+
+
+def _workflow_cmd(root, stage):
+    """Snakemake asked for `stage`'s outputs under a tiny config written to root/config.yaml."""
+    cfg = _kill_config(root, stage)
+    targets = KILL_CASES[stage][0]
     cfg_file = root / "config.yaml"
     cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg))
@@ -120,11 +129,11 @@ def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, stag
     plain re-run resumes and ends with the same bytes as an uninterrupted run, and the
     killed step leaves no output behind that Snakemake would take as complete."""
     targets, state_dir_of, command = KILL_CASES[stage]
-    _, ref_cmd = _workflow_cmd(tmp_path / "ref", targets)
+    _, ref_cmd = _workflow_cmd(tmp_path / "ref", stage)
     ref = run(ref_cmd)
     assert ref.returncode == 0, ref.stderr[-3000:]
 
-    cfg, cmd = _workflow_cmd(tmp_path / "run", targets)
+    cfg, cmd = _workflow_cmd(tmp_path / "run", stage)
     outputs = targets(Paths(cfg))
     state_dir = state_dir_of(Paths(cfg))
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -144,6 +153,6 @@ def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, stag
     rerun = run(cmd)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming after epoch" in rerun.stdout + rerun.stderr  # the rule tees to stdout
-    for out, want in zip(outputs, targets(Paths(tiny_config(tmp_path / "ref",
-                                                            **KILL_OVERRIDES))), strict=True):
+    for out, want in zip(outputs, targets(Paths(_kill_config(tmp_path / "ref", stage))),
+                         strict=True):
         assert sha256_file(out) == sha256_file(want), f"{out} differs ({delay:.2f} s)"
