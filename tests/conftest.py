@@ -45,3 +45,63 @@ def dance_cli(*args: str, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return tiny_config(tmp_path)
+
+
+# --- the smoke workflow, run once per test session -------------------------------------------
+
+# Files that hold measured time (host latency, speed-ups, energy windows): two runs differ in
+# them by nature, so the determinism and Slurm tests leave them out (README "Reproducibility").
+MEASURED_FILES = ("bench_*.csv", "bench_*.json", "dance_summary.md")
+# Tables that mix model numbers with measured ones: compared without the measured columns.
+MEASURED_COLUMNS = {"dance_summary.csv": {"speedup_measured", "realised_over_ideal",
+                                          "median_ms", "dense_median_ms", "speedup_status",
+                                          "meets_targets"}}
+
+
+def smoke_args(root: Path) -> list[str]:
+    """The smoke config with every output under `root`."""
+    return ["--configfile", "workflow/config/smoke.yaml", "--config",
+            f"results_dir={root}/results", f"figures_dir={root}/figures", f"work_dir={root}/work"]
+
+
+def run_smoke(root: Path, *extra: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+    # smoke_args first: --configfile/--config take several values in Snakemake 9.
+    return run([sys.executable, "-m", "snakemake", *extra, *smoke_args(root)], timeout=timeout)
+
+
+def comparable_outputs(root: Path) -> dict[str, bytes]:
+    """Every metric, table and claim file (CSV, JSON, Markdown) a run wrote under results/
+    and figures/, by relative path, without the measured-time files and columns."""
+    import csv
+    import fnmatch
+    import io
+
+    out = {}
+    for kind in ("results", "figures"):
+        for path in sorted((root / kind).rglob("*")):
+            if path.suffix not in (".csv", ".json", ".md") or any(
+                    fnmatch.fnmatch(path.name, pat) for pat in MEASURED_FILES):
+                continue
+            data = path.read_bytes()
+            if path.name in MEASURED_COLUMNS:
+                rows = list(csv.DictReader(io.StringIO(data.decode())))
+                keep = [c for c in rows[0] if c not in MEASURED_COLUMNS[path.name]] if rows else []
+                data = "\n".join(",".join(r[c] for c in keep) for r in rows).encode()
+            out[path.relative_to(root).as_posix()] = data
+    return out
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    left, right = comparable_outputs(a), comparable_outputs(b)
+    assert sorted(left) == sorted(right)
+    differ = [name for name in left if left[name] != right[name]]
+    assert not differ, f"differ between {a} and {b}: {differ}"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One local run of the smoke workflow, shared by the end-to-end tests."""
+    root = tmp_path_factory.mktemp("smoke")
+    proc = run_smoke(root, "--cores", "2")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return root

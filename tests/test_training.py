@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import yaml
 
+from dance import config as config_mod
 from dance.data import prepare
 from dance.errors import CheckpointError
 from dance.io import sha256_file
@@ -69,38 +73,86 @@ def test_resume_checkpoint_with_other_config_is_refused(tmp_path):
         train_baseline(changed, "c3d")
 
 
-@pytest.mark.slow
-def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path):
-    """Kill the training step of the workflow mid-run; a plain re-run resumes and ends
-    with the same checkpoint bytes and metrics as an uninterrupted run."""
-    overrides = {"models": ["c3d"], "train": {"epochs": 3},
-                 "dataset": {"synthetic": {"train_clips": 64}}}
-    ref_cfg = tiny_config(tmp_path / "ref", **overrides)
-    ref_ckpt = _train(ref_cfg)
+# Every training rule: what the workflow is asked for, where the step keeps its per-epoch
+# resume state, and the `python -m dance` command that is killed.
+KILL_CASES = {
+    "baseline": (lambda p: [p.checkpoint("c3d", "baseline"), p.history("c3d", "baseline")],
+                 lambda p: p.epoch_checkpoint_dir("c3d", "baseline"), "train-baseline"),
+    "ava": (lambda p: [p.checkpoint("c3d", "ava"), p.history("c3d", "ava")],
+            lambda p: p.epoch_checkpoint_dir("c3d", "ava"), "train-ava"),
+    "aap": (lambda p: [p.aap_checkpoint("c3d", "dance", 0), p.aap_history("c3d", "dance", 0)],
+            lambda p: p.aap_state_dir("c3d", "dance", 0), "train-aap"),
+}
+KILL_OVERRIDES = {"models": ["c3d"], "train": {"epochs": 1}, "ava": {"epochs": 1},
+                  "aap": {"epochs": 1, "points": [0.5], "ablations": [], "train_clips": 48,
+                          "val_clips": 16},
+                  "dataset": {"synthetic": {"train_clips": 64}}}
+KILLED_EPOCHS = 3  # the killed stage's epochs (the stages before it train one)
 
-    cfg = tiny_config(tmp_path / "run", **overrides)
-    cfg_file = tmp_path / "run.yaml"
+
+def _kill_config(root, stage):
+    section = "train" if stage == "baseline" else stage
+    return tiny_config(root, **config_mod.merge(KILL_OVERRIDES,
+                                                {section: {"epochs": KILLED_EPOCHS}}))
+
+
+def _workflow_cmd(root, stage):
+    """Snakemake asked for `stage`'s outputs under a tiny config written to root/config.yaml."""
+    cfg = _kill_config(root, stage)
+    targets = KILL_CASES[stage][0]
+    cfg_file = root / "config.yaml"
+    cfg_file.parent.mkdir(parents=True, exist_ok=True)
     cfg_file.write_text(yaml.safe_dump(cfg))
-    # The target comes first: --configfile takes several values in Snakemake 9.
-    cmd = [sys.executable, "-m", "snakemake", Paths(cfg).evaluation("c3d", "baseline").as_posix(),
-           "--cores", "1", "--configfile", str(cfg_file)]
+    # The targets come first: --configfile takes several values in Snakemake 9.
+    return cfg, [sys.executable, "-m", "snakemake", *(str(t) for t in targets(Paths(cfg))),
+                 "--cores", "1", "--configfile", str(cfg_file)]
+
+
+def _kill_step(snakemake: subprocess.Popen, command: str, root) -> None:
+    """SIGKILL the `python -m dance <command>` step that this Snakemake run started (the
+    Python process itself, not the shell around it, whose one argument holds the same words)."""
+    for child in psutil.Process(snakemake.pid).children(recursive=True):
+        try:
+            args = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if ["-m", "dance", command] == args[1:4] and str(root) in " ".join(args):
+            child.send_signal(signal.SIGKILL)
+            return
+    raise AssertionError(f"no running '{command}' step to kill")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", sorted(KILL_CASES))
+def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, stage):
+    """SIGKILL a training step of the workflow at a random point after its first epoch; a
+    plain re-run resumes and ends with the same bytes as an uninterrupted run, and the
+    killed step leaves no output behind that Snakemake would take as complete."""
+    targets, state_dir_of, command = KILL_CASES[stage]
+    _, ref_cmd = _workflow_cmd(tmp_path / "ref", stage)
+    ref = run(ref_cmd)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cfg, cmd = _workflow_cmd(tmp_path / "run", stage)
+    outputs = targets(Paths(cfg))
+    state_dir = state_dir_of(Paths(cfg))
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    state_dir = Paths(cfg).epoch_checkpoint_dir("c3d", "baseline")
-    deadline = time.time() + 300
-    while not list(state_dir.glob("epoch_000.pt")) and time.time() < deadline:
-        time.sleep(0.2)
-    assert list(state_dir.glob("epoch_000.pt")), "training never reached its first checkpoint"
-    killed = subprocess.run(["pkill", "-KILL", "-f", f"dance train-baseline --config {tmp_path}"])
-    assert killed.returncode == 0
+    deadline = time.time() + 600
+    while not list(state_dir.glob("epoch_*.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(state_dir.glob("epoch_*.pt")), f"{stage} never reached its first checkpoint"
+    delay = random.uniform(0.0, 0.5)  # anywhere in the next epoch, saving included
+    time.sleep(delay)
+    _kill_step(proc, command, tmp_path / "run")
     proc.wait(timeout=120)
-    assert proc.returncode != 0
-    final = Paths(cfg).checkpoint("c3d", "baseline")
-    assert not final.exists()  # no half-written output taken as complete
+    assert proc.returncode != 0, f"killed {delay:.2f} s after the first epoch"
+    for out in outputs:
+        assert not out.exists(), f"{out} left behind by the killed step ({delay:.2f} s)"
 
     rerun = run(cmd)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming after epoch" in rerun.stdout + rerun.stderr  # the rule tees to stdout
-    assert sha256_file(final) == sha256_file(ref_ckpt)
-    assert (Paths(cfg).history("c3d", "baseline").read_bytes()
-            == Paths(ref_cfg).history("c3d", "baseline").read_bytes())
+    for out, want in zip(outputs, targets(Paths(_kill_config(tmp_path / "ref", stage))),
+                         strict=True):
+        assert sha256_file(out) == sha256_file(want), f"{out} differs ({delay:.2f} s)"

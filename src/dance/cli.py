@@ -420,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         for text in args.overrides:
             overrides = config_mod.merge(overrides, config_mod.parse_override(text))
         cfg = config_mod.load(args.config, overrides)
+        if args.command != "validate-config":
+            from dance.io import check_output_folder
+
+            for key in ("results_dir", "figures_dir", "work_dir"):
+                check_output_folder(cfg[key], key)
         _COMMANDS[args.command][2](cfg, args)
     except DanceError as exc:
         print(f"dance {args.command}: error: {exc}", file=sys.stderr)

@@ -100,3 +100,18 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output_folder(path: str | Path, key: str) -> None:
+    """Fail before any work if the folder of config key `key` cannot receive outputs: a file
+    stands where it or a parent should be, or the nearest existing folder is not writable.
+    Creates nothing."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DanceError(f"config key '{key}' = {path}: {existing} is a file, not a folder; "
+                         f"move it away or point '{key}' elsewhere")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DanceError(f"config key '{key}' = {path}: folder {existing} is not writable")

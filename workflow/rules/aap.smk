@@ -4,32 +4,6 @@
 # pruned dimension). DANCE runs at every aap.points entry, ablations at aap.ablation_points.
 
 
-def aap_points():
-    """(variant, point) pairs the workflow trains (mirrors dance.train.aap.trained_points)."""
-    n = len(config["aap"]["points"])
-    pairs = [("dance", k) for k in range(n)]
-    pairs += [(v, k) for v in config["aap"]["ablations"] for k in config["aap"]["ablation_points"]
-              if k < n]
-    return pairs
-
-
-def aap_backbone(wildcards):
-    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
-    return PATHS.checkpoint(wildcards.model, stage)
-
-
-def aap_backbone_eval(wildcards):
-    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
-    return PATHS.evaluation(wildcards.model, stage)
-
-
-def aap_fp(wildcards):
-    sections = ["seed", "dataset", "model", "train", "aap"]
-    if wildcards.variant != "no_ava":
-        sections.append("ava")
-    return fp(*sections)
-
-
 wildcard_constraints:
     variant="dance|no_ava|frames|channels|features",
     point=r"\d+",
@@ -49,9 +23,13 @@ rule train_aap:
         history=PATHS.aap_history("{model}", "{variant}", "{point}"),
     params:
         fp=aap_fp,
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_aap_{model}_{variant}_{point}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-aap", "--model {wildcards.model}", "--variant {wildcards.variant}",
               "--point {wildcards.point}", "--set threads={threads}")
@@ -68,9 +46,13 @@ rule evaluate_aap:
         masks=PATHS.aap_masks("{model}", "{variant}", "{point}"),
     params:
         fp=fp("energy"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_aap_{model}_{variant}_{point}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate-aap", "--model {wildcards.model}", "--variant {wildcards.variant}",
               "--point {wildcards.point}", "--set threads={threads}")
@@ -87,9 +69,13 @@ rule bench_aap:
     params:
         fp=fp("bench"),
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: workflow.cores
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
     log:
         LOGS / "bench_aap_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("bench-aap", "--model {wildcards.model}", "--set bench.threads={params.threads}")
 
@@ -101,7 +87,12 @@ rule dance_summary:
     output:
         csv=PATHS.dance_summary,
         md=PATHS.dance_summary.with_suffix(".md"),
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     log:
         LOGS / "dance_summary.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("dance-summary")

@@ -10,9 +10,13 @@ rule train_ava:
         history=PATHS.history("{model}", "ava"),
     params:
         fp=fp("seed", "dataset", "model", "train", "ava"),
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_ava_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-ava", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -27,8 +31,12 @@ rule ava_stats:
         sparsity=PATHS.ava_sparsity("{model}"),
         profiles=PATHS.ava_profiles("{model}"),
         summary=PATHS.ava_summary("{model}"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "ava_stats_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("ava-stats", "--model {wildcards.model}", "--set threads={threads}")

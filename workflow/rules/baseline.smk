@@ -9,9 +9,13 @@ rule train_baseline:
         history=PATHS.history("{model}", "baseline"),
     params:
         fp=fp("seed", "dataset", "model", "train"),
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_baseline_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-baseline", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -23,9 +27,13 @@ rule evaluate:
         metrics=PATHS.evaluation("{model}", "{stage}"),
         per_class=PATHS.metrics / "{model}" / "{stage}_per_class.csv",
         confusion=PATHS.metrics / "{model}" / "{stage}_confusion.csv",
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_{model}_{stage}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate", "--model {wildcards.model}", "--stage {wildcards.stage}",
               "--set threads={threads}")

@@ -1,19 +1,32 @@
 # Shared wiring: validate the config once, resolve paths, hand each step the config.
+import os
+import shlex
 import sys
+from pathlib import Path
 
 from dance import config as dance_config
-from dance.errors import ConfigError
+from dance.errors import DanceError
+from dance.io import check_output_folder
 from dance.paths import Paths
 
 try:
     config.update(dance_config.validate(config))
-except ConfigError as exc:
+    for key in ("results_dir", "figures_dir", "work_dir"):
+        check_output_folder(config[key], key)
+except DanceError as exc:
     sys.exit(f"DANCE: {exc}")
 
 PATHS = Paths(config)
-# Every `python -m dance` step reads the exact validated config of this run.
+# Every `python -m dance` step reads the exact validated config of this run, and imports
+# the package from this workflow's own src/ (also inside a `--sdm conda` environment, which
+# holds the dependencies but not the package).
 RESOLVED_CONFIG = dance_config.write_resolved(config, PATHS.work / "config")
-DANCE = f"python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+PYTHONPATH = os.pathsep.join([str(Path(workflow.basedir) / "src"),
+                              *filter(None, [os.environ.get("PYTHONPATH")])])
+DANCE = f"PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+# The software of every step (snakemake --lint): the project's one environment, relative to
+# the rule files in workflow/rules/. Used with `--sdm conda`; ignored otherwise.
+CONDA_ENV = "../../environment.yml"
 LOGS = PATHS.work / "logs"
 
 
@@ -25,3 +38,116 @@ def fp(*sections):
 def dance(cmd, *args):
     """Shell line of one step; its stderr (progress, messages) goes to the terminal and log."""
     return " ".join([DANCE.format(cmd=cmd), *args, "2>&1 | tee {log}"])
+
+
+def job_threads(kind):
+    """Threads of one kind of job = config `resources.<kind>.cpus` (0 = every core given)."""
+    return config["resources"][kind]["cpus"] or workflow.cores
+
+
+def job_resources(kind):
+    """What a job of this kind requests from a cluster executor (config `resources.<kind>`):
+    memory, wall-clock minutes and, where configured, GPUs (Snakemake's `gpu` resource)."""
+    res = config["resources"][kind]
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    if res.get("gpus"):
+        out["gpu"] = res["gpus"]
+    return out
+
+
+# AAP wiring (workflow/rules/aap.smk) -------------------------------------------------------
+
+
+def aap_points():
+    """(variant, point) pairs the workflow trains (mirrors dance.train.aap.trained_points)."""
+    n = len(config["aap"]["points"])
+    pairs = [("dance", k) for k in range(n)]
+    pairs += [(v, k) for v in config["aap"]["ablations"] for k in config["aap"]["ablation_points"]
+              if k < n]
+    return pairs
+
+
+def aap_backbone(wildcards):
+    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
+    return PATHS.checkpoint(wildcards.model, stage)
+
+
+def aap_backbone_eval(wildcards):
+    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
+    return PATHS.evaluation(wildcards.model, stage)
+
+
+def aap_fp(wildcards):
+    sections = ["seed", "dataset", "model", "train", "aap"]
+    if wildcards.variant != "no_ava":
+        sections.append("ava")
+    return fp(*sections)
+
+
+# --- comparison (sota.smk, sota_dynamic.smk) ---------------------------------------------
+# Compared methods' record paths; the comparison waits for them and reads every record in
+# the models' sota/ folders.
+COMPARISON_RECORDS = []
+
+
+def sota_fp(*keys):
+    """Params trigger: the training sections plus the named sota sub-sections."""
+    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train", "ava"),
+                                     **{k: config["sota"][k] for k in keys}})
+
+
+def sota_records(model):
+    levels = ["mild", "aggressive"]
+    points = [f"t{t:g}" for t in config["sota"]["selector"]["thresholds"]]
+    points += ["always_aggressive", "always_mild", "oracle"]
+    return ([PATHS.sota_record(model, "dense", "dense")]
+            + [PATHS.sota_record(model, "l1", lv) for lv in levels]
+            + [PATHS.sota_record(model, "selector", p) for p in points])
+
+
+def selector_records(model):
+    """The selector's records: one per threshold plus the always-/oracle routing points."""
+    return [p for p in sota_records(model) if p.name.startswith("selector_")]
+
+
+DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}   # record name -> method
+
+
+def dynamic_stage(wildcards):
+    return f"{DYNAMIC_METHOD[wildcards.rname]}@{wildcards.point}"
+
+
+SOTA_DYNAMIC_RECORDS = [
+    PATHS.sota_dynamic_record(m, rname, k)
+    for m in config["models"]
+    for rname, method in DYNAMIC_METHOD.items()
+    for k in range(len(config["sota"][method]["points"]))
+]
+COMPARISON_RECORDS.extend(SOTA_DYNAMIC_RECORDS)  # the comparison (sota.smk) waits for them
+
+
+
+# --- devices (devices.smk) ---------------------------------------------------------------
+def export_inputs(wildcards):
+    """AVA backbones and the DANCE controllers the bundle exports (mirrors
+    dance.devices.export.export_points)."""
+    n = len(config["aap"]["points"])
+    points = config["devices"]["points"]
+    points = range(n) if points is None else points
+    return ([PATHS.checkpoint(m, "ava") for m in config["models"]]
+            + [PATHS.aap_checkpoint(m, "dance", k) for m in config["models"] for k in points])
+
+
+def device_log_state(device):
+    """Params trigger: the rule of a device that is not driven from here re-runs when logs
+    appear in (or change under) its hand-placed log folder. A driven device's own fetched
+    logs must not trigger another run."""
+    key = {"jetson_nano": ("jetson_nano", "ssh"), "snapdragon": ("snapdragon", "adb_serial")}
+    section, field = key[device]
+    if config["devices"][section][field]:
+        return "driven"
+    folder = PATHS.device_logs(device)
+    if not folder.exists():
+        return "none"
+    return sorted(f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+                  for p in folder.rglob("*") if p.is_file())

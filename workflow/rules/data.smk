@@ -6,8 +6,13 @@ rule prepare_data:
         manifest=PATHS.manifest,
     params:
         fp=fp("seed", "dataset"),
+    threads: job_threads("data")
+    resources:
+        **job_resources("data"),
     log:
         LOGS / "prepare_data.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("prepare-data")
 
@@ -20,7 +25,12 @@ rule plot_samples:
         png=PATHS.figure("dataset_samples", "png"),
         pdf=PATHS.figure("dataset_samples", "pdf"),
         csv=PATHS.figure("dataset_samples", "csv"),
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     log:
         LOGS / "plot_samples.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("plot-samples")

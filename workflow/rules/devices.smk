@@ -10,31 +10,6 @@ for _device_resource in ("jetson", "phone"):
         workflow.register_resource(_device_resource, 1)
 
 
-def export_inputs(wildcards):
-    """AVA backbones and the DANCE controllers the bundle exports (mirrors
-    dance.devices.export.export_points)."""
-    n = len(config["aap"]["points"])
-    points = config["devices"]["points"]
-    points = range(n) if points is None else points
-    return ([PATHS.checkpoint(m, "ava") for m in config["models"]]
-            + [PATHS.aap_checkpoint(m, "dance", k) for m in config["models"] for k in points])
-
-
-def device_log_state(device):
-    """Params trigger: the rule of a device that is not driven from here re-runs when logs
-    appear in (or change under) its hand-placed log folder. A driven device's own fetched
-    logs must not trigger another run."""
-    key = {"jetson_nano": ("jetson_nano", "ssh"), "snapdragon": ("snapdragon", "adb_serial")}
-    section, field = key[device]
-    if config["devices"][section][field]:
-        return "driven"
-    folder = PATHS.device_logs(device)
-    if not folder.exists():
-        return "none"
-    return sorted(f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                  for p in folder.rglob("*") if p.is_file())
-
-
 rule export_onnx:
     input:
         manifest=PATHS.manifest,
@@ -44,9 +19,13 @@ rule export_onnx:
         check=PATHS.onnx_export_check,
     params:
         fp=fp("seed", "dataset", "model", "train", "ava", "aap", "bench", "devices"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "export_onnx.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("export-onnx", "--set threads={threads}")
 
@@ -60,9 +39,13 @@ rule bench_onnx:
     params:
         fp=fp("bench"),
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: workflow.cores
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
     log:
         LOGS / "bench_onnx.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("bench-onnx", "--set bench.threads={params.threads}")
 
@@ -80,6 +63,8 @@ rule jetson_nano:
     localrule: True
     log:
         LOGS / "device_jetson_nano.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("device", "--device jetson_nano")
 
@@ -97,6 +82,8 @@ rule snapdragon:
     localrule: True
     log:
         LOGS / "device_snapdragon.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("device", "--device snapdragon")
 
@@ -111,5 +98,10 @@ rule devices_summary:
         md=PATHS.devices_summary.with_suffix(".md"),
     log:
         LOGS / "devices_summary.log",
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    conda:
+        CONDA_ENV
     shell:
         dance("devices-summary")

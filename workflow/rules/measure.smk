@@ -12,8 +12,13 @@ rule profile:
         summary=PATHS.profile_summary,
     params:
         fp=fp("models", "dataset", "model", "energy"),
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     log:
         LOGS / "profile.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("profile")
 
@@ -29,9 +34,13 @@ rule bench:
         fp=fp("bench"),
         # bench.threads = 0 means every core the job is given
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: workflow.cores
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
     log:
         LOGS / "bench_{model}_{stage}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("bench", "--model {wildcards.model}", "--stage {wildcards.stage}",
               "--set bench.threads={params.threads}")

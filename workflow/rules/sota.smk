@@ -5,32 +5,12 @@
 # operating-point records from {results_dir}/metrics/<model>/sota/).
 
 
-def sota_fp(*keys):
-    """Params trigger: the training sections plus the named sota sub-sections."""
-    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train", "ava"),
-                                     **{k: config["sota"][k] for k in keys}})
-
-
-def sota_records(model):
-    levels = ["mild", "aggressive"]
-    points = [f"t{t:g}" for t in config["sota"]["selector"]["thresholds"]]
-    points += ["always_aggressive", "always_mild", "oracle"]
-    return ([PATHS.sota_record(model, "dense", "dense")]
-            + [PATHS.sota_record(model, "l1", lv) for lv in levels]
-            + [PATHS.sota_record(model, "selector", p) for p in points])
-
-
 wildcard_constraints:
     level="mild|aggressive",
 
 
 # The generic bench rule's bench_{stage}.csv pattern also matches bench_sota.csv.
 ruleorder: bench_sota > bench
-
-# Other compared methods' rules (included after this file) append their record paths here;
-# the comparison waits for them and reads every record in the models' sota/ folders.
-COMPARISON_RECORDS = []
-
 
 rule train_l1:
     input:
@@ -41,9 +21,13 @@ rule train_l1:
         history=PATHS.history("{model}", "l1_{level}"),
     params:
         fp=sota_fp("l1"),
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_l1_{model}_{level}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-l1", "--model {wildcards.model}", "--level {wildcards.level}",
               "--set threads={threads}")
@@ -57,9 +41,13 @@ rule train_selector:
         history=PATHS.sota_history("{model}", "selector"),
     params:
         fp=sota_fp("l1", "selector"),
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_selector_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-selector", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -75,9 +63,13 @@ rule bench_sota:
     params:
         fp=fp("bench"),
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: workflow.cores
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
     log:
         LOGS / "bench_sota_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("bench-sota", "--model {wildcards.model}", "--set bench.threads={params.threads}")
 
@@ -91,9 +83,13 @@ rule evaluate_sota_dense:
         PATHS.sota_record("{model}", "dense", "dense"),
     params:
         fp=fp("energy"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_sota_dense_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate-sota-dense", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -107,9 +103,13 @@ rule evaluate_l1:
         PATHS.sota_record("{model}", "l1", "{level}"),
     params:
         fp=fp("energy"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_l1_{model}_{level}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate-l1", "--model {wildcards.model}", "--level {wildcards.level}",
               "--set threads={threads}")
@@ -122,13 +122,17 @@ rule evaluate_selector:
         evaluation=PATHS.evaluation("{model}", "baseline"),
         bench=PATHS.sota_bench("{model}"),
     output:
-        records=[p for p in sota_records("{model}") if "/selector_" in str(p)],
+        records=selector_records("{model}"),
         routing=PATHS.sota_record("{model}", "selector", "x").with_name("selector_routing.csv"),
     params:
         fp=fp("energy", "sota"),
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_selector_{model}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate-selector", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -148,5 +152,10 @@ rule comparison:
         fp=fp("energy", "sota"),
     log:
         LOGS / "comparison.log",
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    conda:
+        CONDA_ENV
     shell:
         dance("comparison")

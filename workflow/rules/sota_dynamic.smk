@@ -4,22 +4,6 @@
 # batch-1 latency timed interleaved with the dense baseline). Record method names: fbs,
 # frame_skip; config sections: sota.gating, sota.frame_skip.
 
-DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}   # record name -> method
-
-
-def dynamic_stage(wildcards):
-    return f"{DYNAMIC_METHOD[wildcards.rname]}@{wildcards.point}"
-
-
-SOTA_DYNAMIC_RECORDS = [
-    PATHS.sota_dynamic_record(m, rname, k)
-    for m in config["models"]
-    for rname, method in DYNAMIC_METHOD.items()
-    for k in range(len(config["sota"][method]["points"]))
-]
-COMPARISON_RECORDS.extend(SOTA_DYNAMIC_RECORDS)  # the comparison (sota.smk) waits for them
-
-
 wildcard_constraints:
     rname="fbs|frame_skip",
     dmethod="gating|frame_skip",
@@ -34,9 +18,13 @@ rule train_dynamic:
         history=PATHS.history("{model}", "{dmethod}@{point}"),
     params:
         fp=lambda w: fp("seed", "dataset", "model", "train", "ava", "sota"),
-    threads: workflow.cores
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     log:
         LOGS / "train_dynamic_{model}_{dmethod}_{point}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("train-dynamic", "--model {wildcards.model}", "--method {wildcards.dmethod}",
               "--point {wildcards.point}", "--set threads={threads}")
@@ -54,9 +42,13 @@ rule evaluate_dynamic:
         fp=fp("energy", "bench"),
         method=lambda w: DYNAMIC_METHOD[w.rname],
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: workflow.cores
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_dynamic_{model}_{rname}_{point}.log",
+    conda:
+        CONDA_ENV
     shell:
         dance("evaluate-dynamic", "--model {wildcards.model}", "--method {params.method}",
               "--point {wildcards.point}", "--set threads={threads}",
