@@ -1,4 +1,5 @@
 # Shared wiring: validate the config once, resolve paths, hand each step the config.
+import os
 import sys
 
 from dance import config as dance_config
@@ -11,9 +12,13 @@ except ConfigError as exc:
     sys.exit(f"DANCE: {exc}")
 
 PATHS = Paths(config)
-# Every `python -m dance` step reads the exact validated config of this run.
+# Every `python -m dance` step reads the exact validated config of this run. Its path
+# (content-addressed) reaches the steps through the environment, not the command text:
+# Snakemake re-runs a rule whose command text changed, so a path in the text would re-run
+# every rule after any config edit; which sections a rule depends on is its `fp` param.
 RESOLVED_CONFIG = dance_config.write_resolved(config, PATHS.work / "config")
-DANCE = f"python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+os.environ["DANCE_CONFIG"] = str(RESOLVED_CONFIG)
+DANCE = 'python -m dance {cmd} --config "$DANCE_CONFIG"'
 LOGS = PATHS.work / "logs"
 
 
