@@ -15,12 +15,16 @@ min_version("9.0")
 configfile: "workflow/config/default.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/ava.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aap.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
@@ -32,3 +36,6 @@ rule all:
         rules.profile.output,
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
         rules.dance_summary.output,
+        [a.outputs(config) for a in REPORT.ARTIFACTS.values()],
+        rules.claims.output,
+        rules.provenance.output,

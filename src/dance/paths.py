@@ -106,6 +106,47 @@ class Paths:
         """One row per model × variant × operating point (DANCE and ablations)."""
         return self.metrics / "dance_summary.csv"
 
+    # state-of-the-art comparison (dance.sota) ----------------------------------------
+    @property
+    def comparison(self) -> Path:
+        """One row per method × model × operating point, dense and DANCE included."""
+        return self.metrics / "comparison.csv"
+
+    @property
+    def comparison_literature(self) -> Path:
+        """Quoted numbers of the literature, with their sources (never measured here)."""
+        return self.metrics / "comparison_literature.csv"
+
+    @property
+    def comparison_matched(self) -> Path:
+        """DANCE vs the best other method at matched accuracy, per model and preset."""
+        return self.metrics / "comparison_matched.csv"
+
     # figures ------------------------------------------------------------------------
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"
+
+    # devices (issue 6) --------------------------------------------------------------
+    @property
+    def devices(self) -> Path:
+        """One row per device × model × method: latency, speed-up, power, energy, status."""
+        return self.metrics / "devices.csv"
+
+    # paper tables, claims, provenance (dance.report) ----------------------------------
+    @property
+    def tables(self) -> Path:
+        return self.results / "tables"
+
+    def table(self, name: str, ext: str = "csv") -> Path:
+        """A paper table (T1–T4) as CSV (raw numbers), Markdown or LaTeX (formatted)."""
+        return self.tables / f"{name}.{ext}"
+
+    @property
+    def claims(self) -> Path:
+        """One row per claim of the paper: its value, the measured one, the verdict."""
+        return self.results / "claims.csv"
+
+    @property
+    def provenance(self) -> Path:
+        """Code commit, config fingerprint, package versions, CPU; the run date apart."""
+        return self.results / "provenance.json"
