@@ -42,6 +42,22 @@ def dance_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "dance", *args], **kw)
 
 
+def rebuild_from_results(results: Path, config: Path, tmp_path: Path) -> Path:
+    """Copy the folder `results` alone (no work dir: no checkpoint, no data) without its
+    tables, and redraw every table and figure from it into tmp_path; return the copy."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("tables"))
+    sets = ["--set", f"results_dir={copy}", "--set", f"figures_dir={tmp_path / 'figures'}",
+            "--set", f"work_dir={tmp_path / 'no-work'}"]
+    for kind in ("table", "figure"):
+        proc = dance_cli(kind, "all", "--config", str(config), *sets, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "no-work").exists()
+    return copy
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return tiny_config(tmp_path)

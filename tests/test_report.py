@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ from dance.paths import Paths
 from dance.report import claims, data, provenance, registry
 from dance.report.tables.common import Column, latex_escape, write_table
 
-from conftest import REPO, run, tiny_config
+from conftest import REPO, rebuild_from_results, tiny_config
 
 # --- a hand-made results folder ------------------------------------------------------------
 
@@ -262,7 +260,15 @@ def test_provenance_separates_the_date_from_reproducible_fields(tmp_path):
     assert set(a) == {"reproducible", "run"} and set(a["run"]) == {"date"}
     assert a["reproducible"] == b["reproducible"]
     rep = a["reproducible"]
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", rep["code"]["commit"])
+    if (REPO / ".git").exists():           # a checkout (or worktree): the real commit
+        assert re.fullmatch(r"[0-9a-f]{40}", rep["code"]["commit"]), rep["code"]
+        assert isinstance(rep["code"]["dirty"], bool)
+        for name in rep["code"]["changed_files"]:
+            assert (REPO / name).exists(), name
+    # outputs inside the checkout do not make it dirty
+    inside = tiny_config(tmp_path, results_dir=str(REPO / "results"))
+    assert not any(f.startswith("results/") for f in
+                   provenance.provenance(inside)["reproducible"]["code"].get("changed_files", []))
     assert rep["packages"]["torch"].startswith("2.13.0")
     assert rep["cpu"]["logical_cpus"] >= 1 and rep["cpu"]["model"]
     other = tiny_config(tmp_path, seed=1)
@@ -273,21 +279,6 @@ def test_provenance_separates_the_date_from_reproducible_fields(tmp_path):
 
 
 # --- the committed reference results rebuild every table and figure ----------------------
-
-def rebuild_from_results(results: Path, config: Path, tmp_path: Path) -> Path:
-    """Copy `results` alone (no work dir, no checkpoints, no data) and redraw every table
-    and figure from it; return the temporary results folder."""
-    copy = tmp_path / "results"
-    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("tables"))
-    sets = ["--set", f"results_dir={copy}", "--set", f"figures_dir={tmp_path / 'figures'}",
-            "--set", f"work_dir={tmp_path / 'no-work'}"]
-    for kind in ("table", "figure"):
-        proc = run([sys.executable, "-m", "dance", kind, "all", "--config", str(config), *sets],
-                   timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not (tmp_path / "no-work").exists()
-    return copy
-
 
 def _committed_reference() -> bool:
     return (REPO / "results" / "metrics" / "dance_summary.csv").exists()

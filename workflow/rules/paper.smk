@@ -170,8 +170,8 @@ rule claims:
 # re-records it; the date alone never re-runs anything.
 rule provenance:
     input:
-        rules.claims.output,
-        [o for t in REPORT.TABLES for o in t.outputs(config)],
+        results=[rules.claims.output, [o for t in REPORT.TABLES for o in t.outputs(config)]],
+        code="src/dance/report/provenance.py",
     output:
         report(str(PATHS.provenance), caption="../report/provenance.rst", category="Claims"),
     params:

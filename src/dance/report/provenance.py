@@ -34,26 +34,32 @@ PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "seaborn", "snakemake", "f
 def _git(*args: str) -> str:
     out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                          timeout=30, check=True)
-    return out.stdout.strip()
+    return out.stdout.rstrip("\n")
 
 
 def git_commit() -> str:
     """The checkout's commit, ``unknown`` outside git (the provenance rule's params
     trigger: a new commit re-records provenance)."""
     try:
-        return _git("rev-parse", "HEAD")
+        return _git("rev-parse", "HEAD").strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def code_state(exclude: list[str]) -> dict[str, Any]:
-    """Commit of the checkout and whether tracked files differ from it, outputs aside."""
+def code_state(outputs: list[Path]) -> dict[str, Any]:
+    """Commit of the checkout and whether tracked files differ from it; the run's own
+    output folders (`outputs`, when inside the checkout) do not count."""
     try:
-        commit = _git("rev-parse", "HEAD")
-        spec = [f":(exclude){e}" for e in exclude]
-        changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *spec)
+        commit = _git("rev-parse", "HEAD").strip()
     except (OSError, subprocess.SubprocessError) as exc:
-        return {"commit": "unknown", "dirty": None, "reason": f"git unavailable: {exc}"}
+        return {"commit": "unknown", "dirty": None, "reason": f"not a git checkout: {exc}"}
+    spec = []
+    for out in outputs:
+        try:
+            spec.append(f":(exclude){Path(out).resolve().relative_to(REPO_ROOT)}")
+        except ValueError:
+            pass                                     # outside the checkout: not tracked
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *spec)
     return {"commit": commit, "dirty": bool(changed),
             "changed_files": sorted(line[3:] for line in changed.splitlines())}
 
@@ -69,23 +75,14 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def provenance(cfg: dict) -> dict[str, Any]:
     from dance.measure.latency import cpu_model
 
     paths = Paths(cfg)
-    outputs = [_relative(p) for p in (paths.results, paths.figures, paths.work)]
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "reproducible": {
-            "code": code_state(outputs),
+            "code": code_state([paths.results, paths.figures, paths.work]),
             "config_fingerprint": config_mod.fingerprint(cfg),
             "config": cfg,
             "python": platform.python_version(),

@@ -32,7 +32,7 @@ def build_t3(cfg: dict, artifact: Artifact) -> list[Path]:
     frame = data.optional_csv(paths.devices, data.DEVICE_COLUMNS)
     if frame is None:
         return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
-                                 f"{paths.devices} has not been produced (device stage).")
+                                 f"{paths.devices.name} has not been produced (device stage).")
     return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
                        note="Latency: batch 1, median of timed runs. Energy: measured on the "
                             "device's power rail where the status says measured; devices "

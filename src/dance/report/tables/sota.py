@@ -64,7 +64,7 @@ def build_t4(cfg: dict, artifact: Artifact) -> list[Path]:
     frame = rows(cfg)
     if frame is None:
         return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
-                                 f"{Paths(cfg).comparison_matched} has not been produced "
+                                 f"{Paths(cfg).comparison_matched.name} has not been produced "
                                  f"(state-of-the-art comparison stage).")
     return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
                        note="Energy, memory accesses: analytic model estimates (per clip). "
