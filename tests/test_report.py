@@ -22,7 +22,7 @@ from dance.paths import Paths
 from dance.report import claims, data, provenance, registry
 from dance.report.tables.common import Column, latex_escape, write_table
 
-from conftest import REPO, rebuild_from_results, tiny_config
+from conftest import REPO, rebuild_and_compare, tiny_config
 
 # --- a hand-made results folder ------------------------------------------------------------
 
@@ -288,16 +288,8 @@ def _committed_reference() -> bool:
                     reason="results/ holds no reference outputs yet (the default run's "
                            "results are committed at release)")
 def test_committed_results_rebuild_every_table_and_figure(tmp_path):
-    copy = rebuild_from_results(REPO / "results", REPO / "workflow/config/default.yaml",
-                                tmp_path)
-    for a in registry.TABLES:
-        name = f"{a.name}.csv"
-        assert (copy / "tables" / name).read_text() == \
-            (REPO / "results" / "tables" / name).read_text(), name
-    for a in registry.FIGURES:
-        name = f"{a.name}.csv"
-        assert (tmp_path / "figures" / name).read_text() == \
-            (REPO / "figures" / name).read_text(), name
+    rebuild_and_compare(REPO / "results", REPO / "figures",
+                        REPO / "workflow/config/default.yaml", tmp_path)
 
 
 def test_palettes_are_seaborns():
