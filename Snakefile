@@ -15,6 +15,9 @@ min_version("9.0")
 configfile: "workflow/config/default.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/baseline.smk"
@@ -24,6 +27,7 @@ include: "workflow/rules/aap.smk"
 include: "workflow/rules/sota.smk"
 include: "workflow/rules/sota_dynamic.smk"
 include: "workflow/rules/devices.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
@@ -37,3 +41,6 @@ rule all:
         rules.dance_summary.output,
         rules.comparison.output,
         rules.devices_summary.output,
+        [a.outputs(config) for a in REPORT.ARTIFACTS.values()],
+        rules.claims.output,
+        rules.provenance.output,

@@ -42,6 +42,34 @@ def dance_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "dance", *args], **kw)
 
 
+def rebuild_and_compare(results: Path, figures: Path, config: Path, tmp_path: Path) -> None:
+    """Copy the folder `results` alone (no work dir: no checkpoint, no data) without its
+    tables, redraw every table and figure from it into tmp_path, and check that every
+    table (CSV, Markdown, LaTeX) and every figure's data CSV equal those in `results` and
+    `figures`."""
+    import shutil
+
+    from dance.report import registry
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("tables"))
+    sets = ["--set", f"results_dir={copy}", "--set", f"figures_dir={tmp_path / 'figures'}",
+            "--set", f"work_dir={tmp_path / 'no-work'}"]
+    for kind in ("table", "figure"):
+        proc = dance_cli(kind, "all", "--config", str(config), *sets, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "no-work").exists()
+    cfg = config_mod.load(config, {"results_dir": str(copy),
+                                   "figures_dir": str(tmp_path / "figures")})
+    for a in registry.ARTIFACTS.values():
+        for path in a.outputs(cfg):
+            assert path.stat().st_size > 0, path
+            if path.suffix in (".csv", ".md", ".tex"):
+                ref = (results if a.kind == "table" else figures) / path.relative_to(
+                    copy if a.kind == "table" else tmp_path / "figures")
+                assert path.read_text() == ref.read_text(), path.name
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return tiny_config(tmp_path)

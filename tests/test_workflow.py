@@ -1,30 +1,135 @@
-"""End to end: the smoke config runs the whole DAG into a temporary folder."""
+"""End to end: the smoke config runs the whole DAG into a temporary folder, once; every
+check of the finished run (outputs, second run, HTML report, what re-runs after a plotting
+change, rebuilding tables and figures from the results alone) shares that one run."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_same_outputs, comparable_outputs, run, run_smoke, smoke_args
+from dance.report import registry
+
+from conftest import (
+    REPO,
+    assert_same_outputs,
+    comparable_outputs,
+    rebuild_and_compare,
+    run,
+    run_smoke,
+    smoke_args,
+)
+
+SNAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _smoke_args(root: Path, *configfiles: str) -> list[str]:
+    return ["--configfile", "workflow/config/smoke.yaml", *configfiles, "--config",
+            f"results_dir={root}/results", f"figures_dir={root}/figures",
+            f"work_dir={root}/work"]
+
+
+@pytest.fixture
+def smoke(smoke_run) -> Path:
+    """The session's finished smoke run (conftest.smoke_run): one smoke run for every e2e test."""
+    return smoke_run
+
+
+def _dry_run_jobs(root: Path, *configfiles: str) -> set[str]:
+    """Rule names a dry run would execute (from its job-count table)."""
+    proc = run([*SNAKE, "-n", "--cores", "1", *_smoke_args(root, *configfiles)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("job ", 1)[1].split("total", 1)[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)}
+
+
+FIGURE_RULES = {f"figure_{a.id}" for a in registry.FIGURES}
 
 
 @pytest.mark.slow
-def test_smoke_workflow_produces_every_output(smoke_run):
-    snake = [sys.executable, "-m", "snakemake"]
-    summary = run([*snake, "--summary", "--cores", "1", *smoke_args(smoke_run)])
+def test_smoke_workflow_produces_every_output(smoke):
+    summary = run([*SNAKE, "--summary", "--cores", "1", *_smoke_args(smoke)])
     assert summary.returncode == 0, summary.stderr[-2000:]
     rows = [line.split("\t") for line in summary.stdout.splitlines()[1:] if "\t" in line]
     outputs = [r[0] for r in rows]
     assert len(outputs) > 10
     for path in outputs:
-        assert (smoke_run / path).exists() or Path(path).exists(), path
+        assert (smoke / path).exists() or Path(path).exists(), path
     for kind in ("results", "figures"):
-        assert any(p.startswith(f"{smoke_run}/{kind}") for p in outputs), kind
+        assert any(p.startswith(f"{smoke}/{kind}") for p in outputs), kind
+    for a in registry.ARTIFACTS.values():
+        assert any(p.endswith(f"/{a.name}.{'csv' if a.kind == 'table' else 'png'}")
+                   for p in outputs), a.id
 
-    again = run([*snake, "-n", "--cores", "1", *smoke_args(smoke_run)])
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert _dry_run_jobs(smoke) == set()
+
+    prov = json.loads((smoke / "results" / "provenance.json").read_text())
+    if (REPO / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", prov["reproducible"]["code"]["commit"])
+
+
+@pytest.mark.slow
+def test_smoke_claims_have_every_claim_per_model(smoke):
+    with open(smoke / "results" / "claims.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ids = {r["claim_id"] for r in rows}
+    assert ids == {"speedup_jetson_nano", "speedup_snapdragon", "energy_efficiency_vs_sota",
+                   "accuracy_impact", "mac_savings", "memory_savings", "ava_variance_gain",
+                   "speedup_host"}
+    # no device attached, no comparison in this workflow yet: not measured, never invented
+    for r in rows:
+        if r["claim_id"].startswith("speedup_") and r["claim_id"] != "speedup_host":
+            assert r["verdict"] == "not measured" and r["measured_value"] == ""
+        if r["claim_id"] == "speedup_host":
+            assert float(r["measured_value"]) > 0 and r["verdict"] == "no paper value"
+
+
+@pytest.mark.slow
+def test_html_report_holds_every_table_and_figure(smoke, tmp_path):
+    out = tmp_path / "report.html"
+    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *_smoke_args(smoke)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    for a in registry.ARTIFACTS.values():
+        shown = f"{a.name}.{'csv' if a.kind == 'table' else 'png'}"
+        assert shown in html, shown
+    for name in ("claims.csv", "provenance.json", "dataset_samples.png"):
+        assert name in html, name
+
+
+@pytest.mark.slow
+def test_editing_plotting_code_reruns_only_figure_rules(smoke):
+    style = REPO / "src" / "dance" / "report" / "style.py"
+    text, stat = style.read_text(), style.stat()
+    try:
+        style.write_text(text + "\n# edited by test_workflow\n")
+        assert _dry_run_jobs(smoke) == FIGURE_RULES | {"all"}
+    finally:
+        style.write_text(text)
+        os.utime(style, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _dry_run_jobs(smoke) == set()
+
+
+@pytest.mark.slow
+def test_a_plotting_option_reruns_figures_and_the_provenance_record_only(smoke, tmp_path):
+    extra = tmp_path / "plots.yaml"
+    extra.write_text("plots:\n  dpi: 120\n")
+    # provenance records the whole config, so it is re-written too; nothing upstream is
+    assert _dry_run_jobs(smoke, str(extra)) == FIGURE_RULES | {"provenance", "all"}
+
+
+@pytest.mark.slow
+def test_tables_and_figures_rebuild_from_the_results_folder_alone(smoke, tmp_path):
+    rebuild_and_compare(smoke / "results", smoke / "figures",
+                        REPO / "workflow/config/smoke.yaml", tmp_path)
 
 
 @pytest.mark.slow

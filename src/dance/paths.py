@@ -185,3 +185,27 @@ class Paths:
     def sota_dynamic_clips(self, model: str, method: str, point: int | str) -> Path:
         """Per test clip: correct, MACs (overhead included), overhead, kept channels/frames."""
         return self.metrics / model / "sota" / f"{method}_{point}_clips.csv"
+    # devices (issue 6) --------------------------------------------------------------
+    @property
+    def devices(self) -> Path:
+        """One row per device × model × method: latency, speed-up, power, energy, status."""
+        return self.metrics / "devices.csv"
+
+    # paper tables, claims, provenance (dance.report) ----------------------------------
+    @property
+    def tables(self) -> Path:
+        return self.results / "tables"
+
+    def table(self, name: str, ext: str = "csv") -> Path:
+        """A paper table (T1–T4) as CSV (raw numbers), Markdown or LaTeX (formatted)."""
+        return self.tables / f"{name}.{ext}"
+
+    @property
+    def claims(self) -> Path:
+        """One row per claim of the paper: its value, the measured one, the verdict."""
+        return self.results / "claims.csv"
+
+    @property
+    def provenance(self) -> Path:
+        """Code commit, config fingerprint, package versions, CPU; the run date apart."""
+        return self.results / "provenance.json"

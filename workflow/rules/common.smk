@@ -17,13 +17,17 @@ except DanceError as exc:
     sys.exit(f"DANCE: {exc}")
 
 PATHS = Paths(config)
-# Every `python -m dance` step reads the exact validated config of this run, and imports
-# the package from this workflow's own src/ (also inside a `--sdm conda` environment, which
-# holds the dependencies but not the package).
+# Every `python -m dance` step reads the exact validated config of this run. Its path
+# (content-addressed) reaches the steps through the environment, not the command text:
+# Snakemake re-runs a rule whose command text changed, so a path in the text would re-run
+# every rule after any config edit; which sections a rule depends on is its `fp` param.
+# Steps import the package from this workflow's own src/ (also inside a `--sdm conda`
+# environment, which holds the dependencies but not the package).
 RESOLVED_CONFIG = dance_config.write_resolved(config, PATHS.work / "config")
+os.environ.update(DANCE_CONFIG=str(RESOLVED_CONFIG))
 PYTHONPATH = os.pathsep.join([str(Path(workflow.basedir) / "src"),
                               *filter(None, [os.environ.get("PYTHONPATH")])])
-DANCE = f"PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config {RESOLVED_CONFIG}"
+DANCE = f'PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config "$DANCE_CONFIG"'
 # The software of every step (snakemake --lint): the project's one environment, relative to
 # the rule files in workflow/rules/. Used with `--sdm conda`; ignored otherwise.
 CONDA_ENV = "../../environment.yml"
@@ -151,3 +155,34 @@ def device_log_state(device):
         return "none"
     return sorted(f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
                   for p in folder.rglob("*") if p.is_file())
+
+
+# --- paper outputs (paper.smk) -----------------------------------------------------------
+from dance.report import registry as REPORT
+from dance.report.provenance import git_commit
+
+
+def produced_by_workflow(path):
+    """True when a step of this workflow writes `path`. An optional input (the
+    comparison's and the device stage's CSVs) becomes a dependency as soon as the rule that
+    makes it is part of the workflow, and is read only if present otherwise."""
+    target = str(path)
+    return any(str(f) == target for r in workflow.rules for f in r.output)
+
+
+def report_inputs(artifact_id):
+    a = REPORT.get(artifact_id)
+    optional = [p for p in a.optional(config) if produced_by_workflow(p)]
+    return {"results": [str(p) for p in (*a.inputs(config), *optional)],
+            "code": [str(p) for p in REPORT.code_files(artifact_id)]}
+
+
+def report_outputs(artifact_id, category):
+    """The artifact's files; the first (table CSV, figure PNG) goes into the HTML report."""
+    first, *rest = REPORT.get(artifact_id).outputs(config)
+    caption = f"../report/{artifact_id}.rst"
+    return [report(str(first), caption=caption, category=category), *map(str, rest)]
+
+
+def artifact_inputs(artifact_id):
+    return lambda wildcards: report_inputs(artifact_id)

@@ -22,7 +22,8 @@ rule plot_samples:
         manifest=PATHS.manifest,
         code="src/dance/data/samples_figure.py",
     output:
-        png=PATHS.figure("dataset_samples", "png"),
+        png=report(PATHS.figure("dataset_samples", "png"), caption="../report/dataset_samples.rst",
+                   category="Figures"),
         pdf=PATHS.figure("dataset_samples", "pdf"),
         csv=PATHS.figure("dataset_samples", "csv"),
     threads: job_threads("report")

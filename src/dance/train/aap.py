@@ -39,6 +39,7 @@ from dance import config as config_mod
 from dance import runtime
 from dance.aap.controller import Controller, first_layer_stats
 from dance.aap.model import AAPNet
+from dance.aap.points import trained_points  # noqa: F401  (re-exported: its old home)
 from dance.data.dataset import ClipDataset
 from dance.errors import ConfigError
 from dance.paths import Paths
@@ -76,13 +77,6 @@ def check_point(cfg: dict, point: int) -> float:
         raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with budget=target "
                           f"every point is a MAC-ratio budget in (0, 1]")
     return value
-
-
-def trained_points(cfg: dict) -> dict[str, list[int]]:
-    """Variant → the operating points the workflow trains for it."""
-    n = len(cfg["aap"]["points"])
-    abl = [k for k in cfg["aap"]["ablation_points"] if k < n]
-    return {"dance": list(range(n)), **{v: abl for v in cfg["aap"]["ablations"]}}
 
 
 def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:

@@ -1,0 +1,137 @@
+"""Reading the workflow's result files for the tables, figures and claims.
+
+A missing required file is a :class:`DanceError` naming it and the command that makes it;
+files produced by optional stages (the state-of-the-art comparison, the device runs) are
+read with :func:`optional_csv`, which returns ``None`` so the table or figure can say
+"not available yet" instead of failing.
+
+The **operating point** every table, figure and claim reports for DANCE is chosen by one
+rule, :func:`select_point`: among the model's DANCE points (variant ``dance``), the one
+with the fewest effective MACs whose top-1 is within ``claims.accuracy_tolerance`` points
+of the dense baseline. If no point is that close, the most accurate point is reported and
+flagged (``within_tolerance`` false), and the accuracy claim is then not reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dance.errors import DanceError
+
+# Column contracts of files other stages write (docs/interfaces.md "Report inputs").
+DEVICE_COLUMNS = ["device", "model", "method", "latency_median_ms", "latency_iqr_ms",
+                  "speedup_vs_dense", "avg_power_w", "energy_per_clip_mj",
+                  "energy_efficiency", "status", "paper_speedup"]
+MATCHED_COLUMNS = ["model", "preset", "dance_point", "dance_energy", "best_other_method",
+                   "best_other_point", "best_other_energy", "efficiency_ratio", "note"]
+COMPARISON_COLUMNS = ["method", "model", "operating_point", "top1", "top1_delta",
+                      "macs_ratio", "memory_ratio"]
+
+VARIANT_ORDER = ["dance", "no_ava", "frames", "channels", "features"]
+VARIANT_LABELS = {"dance": "DANCE", "no_ava": "w/o AVA", "frames": "frames only",
+                  "channels": "channels only", "features": "features only"}
+
+
+def csv(path: Path, made_by: str = "") -> pd.DataFrame:
+    """A required result CSV."""
+    path = Path(path)
+    if not path.exists():
+        hint = f" (made by `{made_by}`)" if made_by else ""
+        raise DanceError(f"result file not found: {path}{hint}; run the workflow first")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DanceError(f"{path} is not a readable CSV ({exc})") from None
+
+
+def optional_csv(path: Path, required_columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A CSV another stage may not have produced yet: None when absent.
+
+    Present but without a contract column is an error naming the column and the file: a
+    silently missing column would otherwise become a blank table cell."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    frame = csv(path)
+    missing = [c for c in required_columns or [] if c not in frame.columns]
+    if missing:
+        raise DanceError(f"{path} lacks the column(s) {', '.join(missing)} of its contract "
+                         f"(docs/interfaces.md)")
+    return frame
+
+
+def read_json(path: Path, made_by: str = "") -> Any:
+    path = Path(path)
+    if not path.exists():
+        hint = f" (made by `{made_by}`)" if made_by else ""
+        raise DanceError(f"result file not found: {path}{hint}; run the workflow first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DanceError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def top1_drop_points(row: pd.Series | dict) -> float:
+    """Top-1 change in points against the dense baseline (unpruned backbone if no baseline
+    evaluation exists), negative = DANCE is worse."""
+    delta = row.get("top1_delta_baseline")
+    if delta is None or (isinstance(delta, float) and np.isnan(delta)):
+        delta = row["top1_delta"]
+    return 100.0 * float(delta)
+
+
+def select_point(summary: pd.DataFrame, model: str, tolerance_points: float,
+                 variant: str = "dance") -> dict[str, Any] | None:
+    """The reported operating point of `model` (module docstring); None if it has none.
+
+    Returns the summary row as a dict plus ``accuracy_delta_points`` and
+    ``within_tolerance``.
+    """
+    rows = summary[(summary["model"] == model) & (summary["variant"] == variant)]
+    if rows.empty:
+        return None
+    rows = rows.assign(accuracy_delta_points=[top1_drop_points(r) for _, r in rows.iterrows()])
+    ok = rows[rows["accuracy_delta_points"] >= -tolerance_points - 1e-9]
+    if not ok.empty:
+        best = ok.sort_values(["macs_ratio", "operating_point"]).iloc[0]
+        within = True
+    else:
+        best = rows.sort_values(["top1", "macs_ratio"], ascending=[False, True]).iloc[0]
+        within = False
+    return {**best.to_dict(), "within_tolerance": within}
+
+
+def reported_points(cfg: dict) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """(dance_summary, model → its reported DANCE point) for every model with one."""
+    from dance.paths import Paths
+
+    summary = csv(Paths(cfg).dance_summary, "python -m dance dance-summary")
+    tol = cfg["claims"]["accuracy_tolerance"]
+    picks = {m: select_point(summary, m, tol) for m in cfg["models"]}
+    return summary, {m: p for m, p in picks.items() if p is not None}
+
+
+def reported_point(cfg: dict, model: str) -> dict[str, Any]:
+    """The reported DANCE point of `model`; an error naming the summary if it has none."""
+    from dance.paths import Paths
+
+    _, picks = reported_points(cfg)
+    if model not in picks:
+        raise DanceError(f"{Paths(cfg).dance_summary} has no DANCE operating point of model "
+                         f"{model!r}")
+    return picks[model]
+
+
+def nan_to_none(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,39 @@
+"""T3: latency, speed-up, power and energy per device (host measured; Jetson Nano and
+Snapdragon 8 Gen 1 measured when attached, else "not measured" with the paper's number
+beside).
+
+Reads ``devices.csv`` (the device stage, column contract in docs/interfaces.md). Until
+that stage has run, the table has no rows and says so ("not available yet").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dance.paths import Paths
+from dance.report import data
+from dance.report.registry import Artifact
+from dance.report.tables.common import Column, times, write_table, write_unavailable
+
+COLUMNS = [
+    Column("device", "Device"), Column("model", "Model"), Column("method", "Method"),
+    Column("latency_median_ms", "Latency median (ms)", "{:.2f}"),
+    Column("latency_iqr_ms", "IQR (ms)", "{:.2f}"),
+    Column("speedup_vs_dense", "Speed-up vs dense", times),
+    Column("avg_power_w", "Power (W)", "{:.2f}"),
+    Column("energy_per_clip_mj", "Energy/clip (mJ)", "{:.1f}"),
+    Column("energy_efficiency", "Energy eff. vs dense", times),
+    Column("status", "Status"), Column("paper_speedup", "Paper speed-up", times),
+]
+
+
+def build_t3(cfg: dict, artifact: Artifact) -> list[Path]:
+    paths = Paths(cfg)
+    frame = data.optional_csv(paths.devices, data.DEVICE_COLUMNS)
+    if frame is None:
+        return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
+                                 f"{paths.devices.name} has not been produced (device stage).")
+    return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
+                       note="Latency: batch 1, median of timed runs. Energy: measured on the "
+                            "device's power rail where the status says measured; devices "
+                            "not attached are not measured (the paper's speed-up beside).")

@@ -1,0 +1,73 @@
+"""T4: DANCE against the state of the art at matched accuracy.
+
+Per model and energy preset (``comparison_matched.csv``, the comparison stage): the DANCE
+operating point and the best other method's point at matched accuracy, each with its
+top-1, effective MACs, memory accesses and energy (model estimates, from
+``comparison.csv``), and the energy-efficiency ratio (other method's energy / DANCE's).
+Until that stage has run, the table has no rows and says so ("not available yet").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dance.paths import Paths
+from dance.report import data
+from dance.report.registry import Artifact
+from dance.report.tables.common import Column, pct, times, write_table, write_unavailable
+
+COLUMNS = [
+    Column("model", "Model"), Column("preset", "Energy model"),
+    Column("dance_point", "DANCE point"), Column("dance_top1", "DANCE top-1 (%)", pct),
+    Column("dance_macs_ratio", "DANCE MACs (% dense)", pct),
+    Column("dance_memory_ratio", "DANCE memory (% dense)", pct),
+    Column("dance_energy", "DANCE energy (model)", "{:.4g}"),
+    Column("best_other_method", "Best other method"), Column("best_other_point", "Its point"),
+    Column("other_top1", "Its top-1 (%)", pct),
+    Column("other_macs_ratio", "Its MACs (% dense)", pct),
+    Column("other_memory_ratio", "Its memory (% dense)", pct),
+    Column("best_other_energy", "Its energy (model)", "{:.4g}"),
+    Column("efficiency_ratio", "Energy-efficiency ratio", times), Column("note", "Note"),
+]
+
+
+def _lookup(comparison: pd.DataFrame | None, model: str, method: str, point) -> dict:
+    if comparison is None or method is None or (isinstance(method, float)):
+        return {}
+    hit = comparison[(comparison["model"] == model)
+                     & (comparison["method"].str.lower() == str(method).lower())
+                     & (comparison["operating_point"].astype(str) == str(point))]
+    return hit.iloc[0].to_dict() if len(hit) else {}
+
+
+def rows(cfg: dict) -> pd.DataFrame | None:
+    paths = Paths(cfg)
+    matched = data.optional_csv(paths.comparison_matched, data.MATCHED_COLUMNS)
+    if matched is None:
+        return None
+    comparison = data.optional_csv(paths.comparison, data.COMPARISON_COLUMNS)
+    out = []
+    for _, r in matched.iterrows():
+        mine = _lookup(comparison, r["model"], "dance", r["dance_point"])
+        other = _lookup(comparison, r["model"], r["best_other_method"], r["best_other_point"])
+        out.append({**r.to_dict(),
+                    "dance_top1": mine.get("top1"), "dance_macs_ratio": mine.get("macs_ratio"),
+                    "dance_memory_ratio": mine.get("memory_ratio"),
+                    "other_top1": other.get("top1"), "other_macs_ratio": other.get("macs_ratio"),
+                    "other_memory_ratio": other.get("memory_ratio")})
+    return pd.DataFrame(out)
+
+
+def build_t4(cfg: dict, artifact: Artifact) -> list[Path]:
+    frame = rows(cfg)
+    if frame is None:
+        return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
+                                 f"{Paths(cfg).comparison_matched.name} has not been produced "
+                                 f"(state-of-the-art comparison stage).")
+    return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
+                       note="Energy, memory accesses: analytic model estimates (per clip). "
+                            "Matched accuracy and the choice of points: the comparison stage "
+                            "(comparison_matched.csv, column note). Ratio > 1: DANCE needs "
+                            "less energy than the best other method.")

@@ -1,0 +1,300 @@
+"""Paper tables, figures, claims and provenance (dance.report), on hand-made result files.
+
+The workflow-level checks (every table/figure from a real smoke run, the HTML report, the
+dry run after touching plotting code, the rebuild from results alone) are in
+test_workflow.py; the rebuild from the committed reference results is at the end here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dance.errors import DanceError
+from dance.io import write_csv
+from dance.paths import Paths
+from dance.report import claims, data, provenance, registry
+from dance.report.tables.common import Column, latex_escape, write_table
+
+from conftest import REPO, rebuild_and_compare, tiny_config
+
+# --- a hand-made results folder ------------------------------------------------------------
+
+
+def _summary_row(model, variant, point, top1, delta_base, macs, memory=0.5, speedup=1.5):
+    return {"model": model, "variant": variant, "operating_point": point, "point_value": 0.5,
+            "top1": top1, "top1_delta": delta_base, "top1_delta_baseline": delta_base,
+            "macs_ratio": macs, "macs_ratio_p5": macs - 0.05, "macs_ratio_p95": macs + 0.05,
+            "memory_ratio": memory, "energy_eyeriss65_ratio_model": memory,
+            "speedup_measured": speedup, "threads": 2, "kept_frames": 0.9,
+            "kept_channels": 0.8, "kept_features": 0.7}
+
+
+def _results(tmp_path: Path, summary_rows: list[dict], variance: dict[str, tuple[float, float]],
+             **overrides) -> dict:
+    """Config + the result files the claims read: dance_summary, ava_sparsity, bench_aap."""
+    cfg = tiny_config(tmp_path, models=sorted(variance), **overrides)
+    paths = Paths(cfg)
+    write_csv(paths.dance_summary, summary_rows)
+    for model, (before, after) in variance.items():
+        write_csv(paths.ava_sparsity(model), [
+            {"model": model, "stage": stage, "layer": layer, "dim": dim, "hoyer": 0.1,
+             "norm_variance": v, "n": 4, "length": 8}
+            for stage, v in (("baseline", before), ("ava", after))
+            for layer in ("conv2", "conv3") for dim in ("frame", "channel")])
+        write_csv(paths.aap_bench(model), [{"variant": "dense", "cpu": "Test CPU"}])
+    return cfg
+
+
+def _by_id(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(r["claim_id"], r["model"]): r for r in rows}
+
+
+# --- operating-point rule -----------------------------------------------------------------
+
+def test_select_point_takes_fewest_macs_within_tolerance_else_most_accurate():
+    summary = pd.DataFrame([
+        _summary_row("c3d", "dance", 0, 0.80, -0.005, 0.6),
+        _summary_row("c3d", "dance", 1, 0.79, -0.009, 0.4),   # within 1 pt, fewer MACs
+        _summary_row("c3d", "dance", 2, 0.70, -0.100, 0.2),   # cheapest but 10 pt worse
+        _summary_row("c3d", "frames", 1, 0.81, 0.0, 0.1),     # ablations never count
+    ])
+    pick = data.select_point(summary, "c3d", 1.0)
+    assert pick["operating_point"] == 1 and pick["within_tolerance"]
+    assert pick["accuracy_delta_points"] == pytest.approx(-0.9)
+    strict = data.select_point(summary, "c3d", 0.1)           # none within 0.1 pt
+    assert strict["operating_point"] == 0 and not strict["within_tolerance"]
+    assert data.select_point(summary, "r3d18", 1.0) is None
+
+
+# --- claims -------------------------------------------------------------------------------
+
+def test_claims_verdicts_follow_the_documented_rules(tmp_path):
+    cfg = _results(tmp_path, [
+        _summary_row("c3d", "dance", 0, 0.80, -0.004, 0.35, memory=0.45, speedup=2.4),
+        _summary_row("r3d18", "dance", 0, 0.60, -0.050, 0.95, memory=0.97, speedup=1.02),
+    ], {"c3d": (0.02, 0.04), "r3d18": (0.02, 0.0202)})
+    rows = claims.claims_rows(cfg)
+    got = _by_id(rows)
+    assert {r["verdict"] for r in rows} <= set(claims.VERDICTS)
+    # accuracy: -0.4 pt is within 1 pt; -5 pt is not (and is the only point, so reported)
+    assert got["accuracy_impact", "c3d"]["verdict"] == "reproduced"
+    assert got["accuracy_impact", "c3d"]["measured_value"] == pytest.approx(-0.4)
+    assert got["accuracy_impact", "r3d18"]["verdict"] == "not reproduced"
+    # savings: 65% of MACs saved at an accurate point; r3d18 saves 5% at an inaccurate one
+    assert got["mac_savings", "c3d"]["measured_value"] == pytest.approx(0.65)
+    assert got["mac_savings", "c3d"]["verdict"] == "reproduced"
+    assert got["memory_savings", "c3d"]["source"] == "model"
+    assert got["mac_savings", "r3d18"]["verdict"] == "not reproduced"
+    # AVA: variance doubled vs +1%
+    assert got["ava_variance_gain", "c3d"]["measured_value"] == pytest.approx(2.0)
+    assert got["ava_variance_gain", "c3d"]["verdict"] == "reproduced"
+    assert got["ava_variance_gain", "r3d18"]["verdict"] == "not reproduced"
+    # host speed-up: measured, no paper number to compare with
+    host = got["speedup_host", "c3d"]
+    assert host["measured_value"] == pytest.approx(2.4) and host["verdict"] == "no paper value"
+    assert "Test CPU" in host["device"]
+    # devices and the comparison have not run: not measured, empty value, paper's number kept
+    for cid, paper in (("speedup_jetson_nano", 1.37), ("speedup_snapdragon", 2.22),
+                       ("energy_efficiency_vs_sota", 1.47)):
+        r = got[cid, "c3d"]
+        assert r["verdict"] == "not measured" and r["measured_value"] is None
+        assert r["paper_value"] == paper and r["source"] == "paper" and r["note"]
+
+
+def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
+    cfg = _results(tmp_path, [_summary_row("c3d", "dance", 0, 0.8, 0.0, 0.4)],
+                   {"c3d": (0.02, 0.04)})
+    paths = Paths(cfg)
+    dev = {"model": "c3d", "latency_median_ms": 10.0, "latency_iqr_ms": 1.0,
+           "avg_power_w": None, "energy_per_clip_mj": None, "energy_efficiency": None}
+    write_csv(paths.devices, [
+        {**dev, "device": "jetson_nano", "method": "DANCE", "speedup_vs_dense": 1.30,
+         "status": "measured", "paper_speedup": 1.37},          # ≥ 1.37 × 0.9 = 1.233
+        {**dev, "device": "snapdragon_8gen1", "method": "dance", "speedup_vs_dense": None,
+         "status": "not measured: no adb device", "paper_speedup": 2.22},
+    ])
+    write_csv(paths.comparison_matched, [
+        {"model": "c3d", "preset": "eyeriss65", "dance_point": 0, "dance_energy": 1.0,
+         "best_other_method": "fbs", "best_other_point": "k0.5", "best_other_energy": 1.2,
+         "efficiency_ratio": 1.2, "note": ""}])                 # < 1.47 × 0.9 = 1.323
+    got = _by_id(claims.claims_rows(cfg))
+    assert got["speedup_jetson_nano", "c3d"]["verdict"] == "reproduced"
+    assert got["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.30)
+    snap = got["speedup_snapdragon", "c3d"]
+    assert snap["verdict"] == "not measured" and snap["measured_value"] is None
+    assert "no adb device" in snap["note"]
+    eff = got["energy_efficiency_vs_sota", "c3d"]
+    assert eff["verdict"] == "not reproduced" and eff["source"] == "model"
+    assert eff["device"] == "energy model eyeriss65"
+    # a tolerance of 20% turns the same measurement into a reproduction
+    cfg["claims"]["efficiency_tolerance"] = 0.2
+    assert _by_id(claims.claims_rows(cfg))["energy_efficiency_vs_sota", "c3d"]["verdict"] \
+        == "reproduced"
+
+
+def test_claims_csv_has_one_row_per_claim_and_model(tmp_path):
+    cfg = _results(tmp_path, [_summary_row(m, "dance", 0, 0.8, 0.0, 0.4) for m in
+                              ("c3d", "r3d18")], {"c3d": (1, 2), "r3d18": (1, 2)})
+    out, _ = claims.write_claims(cfg)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == claims.COLUMNS
+    ids = {"speedup_jetson_nano", "speedup_snapdragon", "energy_efficiency_vs_sota",
+           "accuracy_impact", "mac_savings", "memory_savings", "ava_variance_gain",
+           "speedup_host"}
+    assert sorted((r["claim_id"], r["model"]) for r in rows) == sorted(
+        (i, m) for i in ids for m in ("c3d", "r3d18"))
+    for r in rows:   # a plain number or empty, never a word
+        assert r["measured_value"] == "" or float(r["measured_value"]) == float(
+            r["measured_value"])
+        assert not Path(r["evidence"]).is_absolute()
+
+
+def test_a_contract_file_missing_a_column_is_named(tmp_path):
+    cfg = _results(tmp_path, [_summary_row("c3d", "dance", 0, 0.8, 0.0, 0.4)],
+                   {"c3d": (1, 2)})
+    write_csv(Paths(cfg).devices, [{"device": "jetson_nano", "model": "c3d"}])
+    with pytest.raises(DanceError, match=r"devices\.csv lacks the column\(s\) method"):
+        claims.claims_rows(cfg)
+
+
+# --- tables -------------------------------------------------------------------------------
+
+def test_table_writer_keeps_raw_csv_and_formats_markdown_and_latex(tmp_path):
+    cfg = tiny_config(tmp_path)
+    frame = pd.DataFrame([{"name": "a_b", "ratio": 0.12345, "hidden": 7},
+                          {"name": "c", "ratio": np.nan, "hidden": 8}])
+    cols = [Column("name", "Name"), Column("ratio", "Ratio (%)", lambda v: f"{100 * v:.1f}"),
+            Column("hidden", "", display=False)]
+    csv_path, md, tex = write_table(cfg, "tx", "TX. A & B", frame, cols, note="50% model")
+    assert csv_path.read_text().splitlines() == ["name,ratio,hidden", "a_b,0.12345,7", "c,,8"]
+    assert "| a_b | 12.3 |" in md.read_text() and "| c | — |" in md.read_text()
+    assert "hidden" not in md.read_text()
+    text = tex.read_text()
+    assert r"a\_b & 12.3 \\" in text and r"c & -- \\" in text
+    assert r"\caption{TX. A \& B 50\% model}" in text
+    assert latex_escape("1.5×, Δ ≥ 2") == r"1.5$\times$, $\Delta$ $\geq$ 2"
+
+
+def test_device_and_sota_tables_say_not_available_until_their_stage_ran(tmp_path):
+    cfg = tiny_config(tmp_path)
+    for artifact_id in ("T3", "T4"):
+        out = registry.build(cfg, artifact_id)
+        assert [p.suffix for p in out] == [".csv", ".md", ".tex"]
+        assert len(pd.read_csv(out[0])) == 0
+        assert "Not available yet" in out[1].read_text()
+
+
+# --- figures ------------------------------------------------------------------------------
+
+def test_device_and_sota_figures_say_not_available_until_their_stage_ran(tmp_path):
+    cfg = tiny_config(tmp_path)
+    for artifact_id in ("F9", "F10"):
+        out = registry.build(cfg, artifact_id)
+        assert [p.suffix for p in out] == [".png", ".pdf", ".csv"]
+        assert all(p.stat().st_size > 0 for p in out)
+        assert pd.read_csv(out[2])["status"].tolist() == ["not available"]
+
+
+def test_device_figure_and_table_from_a_devices_csv(tmp_path):
+    cfg = tiny_config(tmp_path)
+    base = {"latency_iqr_ms": 0.5, "avg_power_w": None, "energy_per_clip_mj": None,
+            "energy_efficiency": None, "paper_speedup": None}
+    write_csv(Paths(cfg).devices, [
+        {**base, "device": "host", "model": "c3d", "method": "dense",
+         "latency_median_ms": 10.0, "speedup_vs_dense": 1.0, "status": "measured"},
+        {**base, "device": "host", "model": "c3d", "method": "dance",
+         "latency_median_ms": 5.0, "speedup_vs_dense": 2.0, "status": "measured"},
+        {**base, "device": "jetson_nano", "model": "c3d", "method": "dance",
+         "latency_median_ms": None, "speedup_vs_dense": None, "paper_speedup": 1.37,
+         "status": "not measured: not attached"}])
+    table = registry.build(cfg, "T3")
+    assert len(pd.read_csv(table[0])) == 3
+    assert "not measured: not attached" in table[1].read_text()
+    fig = registry.build(cfg, "F9")
+    assert len(pd.read_csv(fig[2])) == 3
+
+
+def test_pdf_bytes_do_not_depend_on_the_clock(tmp_path):
+    cfg = tiny_config(tmp_path)
+    first = registry.build(cfg, "F9")
+    before = [p.read_bytes() for p in first]
+    again = registry.build(cfg, "F9")
+    assert [p.read_bytes() for p in again] == before
+
+
+# --- registry and workflow wiring -----------------------------------------------------------
+
+def test_every_artifact_has_code_a_caption_and_a_rule():
+    rules = (REPO / "workflow" / "rules" / "paper.smk").read_text()
+    for a in registry.ARTIFACTS.values():
+        for f in registry.code_files(a.id):
+            assert (REPO / f).is_file(), f
+        assert (REPO / "workflow" / "report" / f"{a.id}.rst").is_file()
+        kind = "table" if a.kind == "table" else "figure"
+        assert re.search(rf"^rule {kind}_{a.id}:\n\s+input: unpack\(artifact_inputs\(\"{a.id}\"\)\)",
+                         rules, re.M), a.id
+        block = rules.split(f"rule {kind}_{a.id}:")[1].split("\nrule ")[0]
+        # only figure rules depend on the plots section
+        assert ('"plots"' in block) == (a.kind == "figure"), a.id
+    assert len(registry.TABLES) == 4 and len(registry.FIGURES) == 10
+
+
+def test_unknown_artifact_is_a_clear_error(tmp_path):
+    with pytest.raises(DanceError, match="unknown table/figure 'F11'; known: T1"):
+        registry.get("F11")
+
+
+# --- provenance ---------------------------------------------------------------------------
+
+def test_provenance_separates_the_date_from_reproducible_fields(tmp_path):
+    cfg = tiny_config(tmp_path)
+    a, b = provenance.provenance(cfg), provenance.provenance(cfg)
+    assert set(a) == {"reproducible", "run"} and set(a["run"]) == {"date"}
+    assert a["reproducible"] == b["reproducible"]
+    rep = a["reproducible"]
+    if (REPO / ".git").exists():           # a checkout (or worktree): the real commit
+        assert re.fullmatch(r"[0-9a-f]{40}", rep["code"]["commit"]), rep["code"]
+        assert isinstance(rep["code"]["dirty"], bool)
+        for name in rep["code"]["changed_files"]:
+            assert (REPO / name).exists(), name
+    # outputs inside the checkout do not make it dirty
+    inside = tiny_config(tmp_path, results_dir=str(REPO / "results"))
+    assert not any(f.startswith("results/") for f in
+                   provenance.provenance(inside)["reproducible"]["code"].get("changed_files", []))
+    assert rep["packages"]["torch"].startswith("2.13.0")
+    assert rep["cpu"]["logical_cpus"] >= 1 and rep["cpu"]["model"]
+    other = tiny_config(tmp_path, seed=1)
+    assert provenance.provenance(other)["reproducible"]["config_fingerprint"] != \
+        rep["config_fingerprint"]
+    out = provenance.write_provenance(cfg)
+    assert json.loads(out.read_text())["reproducible"]["config"]["seed"] == 0
+
+
+# --- the committed reference results rebuild every table and figure ----------------------
+
+def _committed_reference() -> bool:
+    return (REPO / "results" / "metrics" / "dance_summary.csv").exists()
+
+
+@pytest.mark.skipif(not _committed_reference(),
+                    reason="results/ holds no reference outputs yet (the default run's "
+                           "results are committed at release)")
+def test_committed_results_rebuild_every_table_and_figure(tmp_path):
+    rebuild_and_compare(REPO / "results", REPO / "figures",
+                        REPO / "workflow/config/default.yaml", tmp_path)
+
+
+def test_palettes_are_seaborns():
+    sns = pytest.importorskip("seaborn")
+    from dance.report import style
+
+    for name, colours in style.PALETTES.items():
+        assert sns.color_palette(name).as_hex() == colours, name
