@@ -29,6 +29,8 @@ preceding pool, i.e. on exactly the tensor the conv reads.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,8 +131,10 @@ class C3D(nn.Module):
         # fc6/fc7 feed ReLUs: Kaiming (fan_in) instead of the shared N(0, 0.01). With the
         # small-std init and AdamW (step ~ lr per weight), the 0.25-width head died within two
         # epochs on the default data (every fc6 ReLU off, loss stuck at ln 10).
+        # Rescaling the N(0, 0.01) draw gives exactly Kaiming-normal weights without drawing
+        # again, so every later random draw (controllers, heads) is unchanged.
         for fc_layer in (self.fc6, self.fc7):
-            nn.init.kaiming_normal_(fc_layer.weight, nonlinearity="relu")
+            fc_layer.weight.data.mul_(math.sqrt(2.0 / fc_layer.in_features) / 0.01)
 
     @property
     def first_conv(self) -> nn.Conv3d:
