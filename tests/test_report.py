@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dance.devices.summary import COLUMNS as DEVICE_COLUMNS
+from dance.devices.summary import device_row
 from dance.errors import DanceError
 from dance.io import write_csv
 from dance.paths import Paths
@@ -112,14 +114,12 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
     cfg = _results(tmp_path, [_summary_row("c3d", "dance", 0, 0.8, 0.0, 0.4)],
                    {"c3d": (0.02, 0.04)})
     paths = Paths(cfg)
-    dev = {"model": "c3d", "latency_median_ms": 10.0, "latency_iqr_ms": 1.0,
-           "avg_power_w": None, "energy_per_clip_mj": None, "energy_efficiency": None}
-    write_csv(paths.devices, [
-        {**dev, "device": "jetson_nano", "method": "DANCE", "speedup_vs_dense": 1.30,
-         "status": "measured", "paper_speedup": 1.37},          # ≥ 1.37 × 0.9 = 1.233
-        {**dev, "device": "snapdragon_8gen1", "method": "dance", "speedup_vs_dense": None,
-         "status": "not measured: no adb device", "paper_speedup": 2.22},
-    ])
+    # rows made by the device stage's own row builder: the report reads its real contract
+    write_csv(paths.devices_summary, [
+        device_row("jetson_nano", "c3d", "DANCE", "measured", latency_median_ms=10.0,
+                   latency_iqr_ms=1.0, speedup_vs_dense=1.30),  # ≥ 1.37 × 0.9 = 1.233
+        device_row("snapdragon_8gen1", "c3d", "dance", "not measured: no adb device"),
+    ], DEVICE_COLUMNS)
     write_csv(paths.comparison_matched, [
         {"model": "c3d", "preset": "eyeriss65", "dance_point": 0, "dance_energy": 1.0,
          "best_other_method": "fbs", "best_other_point": "k0.5", "best_other_energy": 1.2,
@@ -160,7 +160,7 @@ def test_claims_csv_has_one_row_per_claim_and_model(tmp_path):
 def test_a_contract_file_missing_a_column_is_named(tmp_path):
     cfg = _results(tmp_path, [_summary_row("c3d", "dance", 0, 0.8, 0.0, 0.4)],
                    {"c3d": (1, 2)})
-    write_csv(Paths(cfg).devices, [{"device": "jetson_nano", "model": "c3d"}])
+    write_csv(Paths(cfg).devices_summary, [{"device": "jetson_nano", "model": "c3d"}])
     with pytest.raises(DanceError, match=r"devices\.csv lacks the column\(s\) method"):
         claims.claims_rows(cfg)
 
@@ -205,19 +205,19 @@ def test_device_and_sota_figures_say_not_available_until_their_stage_ran(tmp_pat
 
 def test_device_figure_and_table_from_a_devices_csv(tmp_path):
     cfg = tiny_config(tmp_path)
-    base = {"latency_iqr_ms": 0.5, "avg_power_w": None, "energy_per_clip_mj": None,
-            "energy_efficiency": None, "paper_speedup": None}
-    write_csv(Paths(cfg).devices, [
-        {**base, "device": "host", "model": "c3d", "method": "dense",
-         "latency_median_ms": 10.0, "speedup_vs_dense": 1.0, "status": "measured"},
-        {**base, "device": "host", "model": "c3d", "method": "dance",
-         "latency_median_ms": 5.0, "speedup_vs_dense": 2.0, "status": "measured"},
-        {**base, "device": "jetson_nano", "model": "c3d", "method": "dance",
-         "latency_median_ms": None, "speedup_vs_dense": None, "paper_speedup": 1.37,
-         "status": "not measured: not attached"}])
+    host = {"latency_iqr_ms": 0.5, "energy_j_per_clip": 0.004}
+    write_csv(Paths(cfg).devices_summary, [
+        device_row("host", "c3d", "dense", "measured", latency_median_ms=10.0,
+                   speedup_vs_dense=1.0, **host),
+        device_row("host", "c3d", "dance", "measured", latency_median_ms=5.0,
+                   speedup_vs_dense=2.0, **host),
+        device_row("jetson_nano", "c3d", "dance", "not measured: not attached")],
+        DEVICE_COLUMNS)
     table = registry.build(cfg, "T3")
     assert len(pd.read_csv(table[0])) == 3
-    assert "not measured: not attached" in table[1].read_text()
+    markdown = table[1].read_text()
+    assert "not measured: not attached" in markdown
+    assert "| 4.0 |" in markdown and "| 250.0 |" in markdown   # 0.004 J = 4.0 mJ; 250 clips/J
     fig = registry.build(cfg, "F9")
     assert len(pd.read_csv(fig[2])) == 3
 

@@ -185,12 +185,6 @@ class Paths:
     def sota_dynamic_clips(self, model: str, method: str, point: int | str) -> Path:
         """Per test clip: correct, MACs (overhead included), overhead, kept channels/frames."""
         return self.metrics / model / "sota" / f"{method}_{point}_clips.csv"
-    # devices (issue 6) --------------------------------------------------------------
-    @property
-    def devices(self) -> Path:
-        """One row per device × model × method: latency, speed-up, power, energy, status."""
-        return self.metrics / "devices.csv"
-
     # paper tables, claims, provenance (dance.report) ----------------------------------
     @property
     def tables(self) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 
 from dance.devices.device_runner import LOG_FORMAT, LOG_VERSION
 from dance.errors import DeviceError
-from dance.measure.latency import summarise
+from dance.measure.stats import summarise
 
 RECORD_TYPES = ("header", "check", "call", "window", "power", "end")
 

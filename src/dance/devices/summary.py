@@ -26,7 +26,9 @@ COLUMNS = ["device", "model", "method", "status", "latency_median_ms", "latency_
 PAPER_LABEL = "paper-reported (DANCE, arXiv 2603.17275, abstract)"
 
 
-def _row(device: str, model: str, method: str, status: str, **kw: Any) -> dict[str, Any]:
+def device_row(device: str, model: str, method: str, status: str, **kw: Any,
+               ) -> dict[str, Any]:
+    """One ``devices.csv`` row: every column present, paper speed-up beside, clips/J derived."""
     paper = PAPER_SPEEDUP.get(device)
     row = {c: None for c in COLUMNS}
     row.update(device=device, model=model, method=method, status=status,
@@ -42,7 +44,7 @@ def host_rows(bench_csv: Path) -> list[dict[str, Any]]:
     with open(bench_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     num = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
-    return [_row("host_cpu", r["model"], r["method"], "measured",
+    return [device_row("host_cpu", r["model"], r["method"], "measured",
                  latency_median_ms=num(r["median_ms"]), latency_iqr_ms=num(r["iqr_ms"]),
                  n=int(r["n"]), speedup_vs_dense=num(r["speedup_vs_dense"]),
                  energy_j_per_clip=num(r["energy_j_per_clip"]),
@@ -54,11 +56,11 @@ def host_rows(bench_csv: Path) -> list[dict[str, Any]]:
 def device_rows(result: dict[str, Any], methods: list[tuple[str, str]]) -> list[dict[str, Any]]:
     device = result["device"]
     if result["status"] != "measured":
-        return [_row(device, model, method, result["status"]) for model, method in methods]
+        return [device_row(device, model, method, result["status"]) for model, method in methods]
     rows = []
     for name, m in result["models"].items():
         model, method = name.split(":", 1)
-        rows.append(_row(device, model, method, "measured",
+        rows.append(device_row(device, model, method, "measured",
                          latency_median_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"],
                          n=m["n"], speedup_vs_dense=m["speedup_vs_dense"],
                          avg_power_w=m["avg_power_w"], idle_power_w=m["idle_power_w"],

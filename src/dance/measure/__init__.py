@@ -6,8 +6,7 @@ formula is in docs/measurement.md.
 Host measurements (imported on demand, they need more than a model): :mod:`.latency`
 (interleaved batch-1 timing, slow-path check), :mod:`.rapl` (CPU package energy),
 :mod:`.variants` (what the bench times), :mod:`.bench` and :mod:`.profile` (the CLI steps).
+
+Submodules are imported by name (``from dance.measure import macs``), never here, so that
+torch-free users (log parsers, the report) do not pay for importing torch.
 """
-
-from dance.measure import energy, macs, memory
-
-__all__ = ["energy", "macs", "memory"]

@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dance.measure.stats import summarise
 from dance.nn import conv as nnconv
 
 Variant = Callable[[Tensor], Any]
@@ -68,17 +68,6 @@ def rotated(names: Sequence[str], round_index: int) -> list[str]:
         return []
     k = round_index % len(names)
     return [*names[k:], *names[:k]]
-
-
-def summarise(seconds: Sequence[float]) -> dict[str, float | int]:
-    """{median, p25, p75, iqr, mean, n} of a list of durations (seconds; linear percentiles)."""
-    a = np.asarray(seconds, dtype=np.float64)
-    if a.size == 0:
-        return {"median": float("nan"), "p25": float("nan"), "p75": float("nan"),
-                "iqr": float("nan"), "mean": float("nan"), "n": 0}
-    p25, median, p75 = (float(v) for v in np.percentile(a, [25, 50, 75]))
-    return {"median": median, "p25": p25, "p75": p75, "iqr": p75 - p25,
-            "mean": float(a.mean()), "n": int(a.size)}
 
 
 def _sync(x: Tensor) -> None:

@@ -71,7 +71,7 @@ def _row(claim_id: str, model: str, claim: str, paper: float | None, measured: f
 
 def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
     tol = cfg["claims"]["speedup_tolerance"]
-    devices = data.optional_csv(paths.devices, data.DEVICE_COLUMNS)
+    devices = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     rows = []
     for claim_id, (key, paper, label) in DEVICES.items():
         rule = f"measured ≥ {paper} × (1 − {tol:g}) = {paper * (1 - tol):.3f}"
@@ -82,7 +82,7 @@ def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
                       "tolerance": tol}
             if devices is None:
                 rows.append(_row(**common, measured=None, source="paper", passed=None,
-                                 evidence=paths.devices,
+                                 evidence=paths.devices_summary,
                                  note="devices.csv not produced (device stage not run)"))
                 continue
             hit = devices[devices["device"].str.lower().str.contains(key)
@@ -90,7 +90,7 @@ def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
                           & (devices["method"].str.lower() == "dance")]
             if hit.empty:
                 rows.append(_row(**common, measured=None, source="paper", passed=None,
-                                 evidence=paths.devices, note=f"no DANCE row for {label}"))
+                                 evidence=paths.devices_summary, note=f"no DANCE row for {label}"))
                 continue
             r = hit.iloc[0]
             status = str(r["status"])
@@ -98,7 +98,7 @@ def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
                         if status.lower().startswith("measured") else None)
             rows.append(_row(**common, measured=measured, source="measured",
                              passed=None if measured is None else measured >= paper * (1 - tol),
-                             evidence=paths.devices,
+                             evidence=paths.devices_summary,
                              note="" if measured is not None else f"status: {status}"))
     return rows
 

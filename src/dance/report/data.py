@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dance.devices.summary import COLUMNS as DEVICE_SUMMARY_COLUMNS
 from dance.errors import DanceError
 
 # Column contracts of files other stages write (docs/interfaces.md "Report inputs").
-DEVICE_COLUMNS = ["device", "model", "method", "latency_median_ms", "latency_iqr_ms",
-                  "speedup_vs_dense", "avg_power_w", "energy_per_clip_mj",
-                  "energy_efficiency", "status", "paper_speedup"]
+# devices.csv is read with the device stage's own column list: one contract, no copy.
+DEVICE_COLUMNS = DEVICE_SUMMARY_COLUMNS
 MATCHED_COLUMNS = ["model", "preset", "dance_point", "dance_energy", "best_other_method",
                    "best_other_point", "best_other_energy", "efficiency_ratio", "note"]
 COMPARISON_COLUMNS = ["method", "model", "operating_point", "top1", "top1_delta",

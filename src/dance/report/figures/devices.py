@@ -17,15 +17,15 @@ from dance.report import data, style
 from dance.report.registry import Artifact
 
 METRICS = [("latency_median_ms", "latency, median (ms)"),
-           ("energy_per_clip_mj", "energy per clip (mJ)")]
+           ("energy_j_per_clip", "energy per clip (J)")]
 
 
 def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
     paths = Paths(cfg)
-    frame = data.optional_csv(paths.devices, data.DEVICE_COLUMNS)
+    frame = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     if frame is None:
         return style.unavailable(cfg, artifact.name, artifact.title,
-                                 f"{paths.devices.name} has not been produced (device stage)")
+                                 f"{paths.devices_summary.name} has not been produced (device stage)")
     frame = frame.assign(group=frame["device"] + "\n" + frame["model"])
     groups = list(dict.fromkeys(frame["group"]))
     methods = list(dict.fromkeys(frame["method"]))

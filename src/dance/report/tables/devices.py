@@ -21,18 +21,18 @@ COLUMNS = [
     Column("latency_iqr_ms", "IQR (ms)", "{:.2f}"),
     Column("speedup_vs_dense", "Speed-up vs dense", times),
     Column("avg_power_w", "Power (W)", "{:.2f}"),
-    Column("energy_per_clip_mj", "Energy/clip (mJ)", "{:.1f}"),
-    Column("energy_efficiency", "Energy eff. vs dense", times),
+    Column("energy_j_per_clip", "Energy/clip (mJ)", lambda joules: f"{1000 * joules:.1f}"),
+    Column("energy_efficiency_clips_per_j", "Clips per J", "{:.1f}"),
     Column("status", "Status"), Column("paper_speedup", "Paper speed-up", times),
 ]
 
 
 def build_t3(cfg: dict, artifact: Artifact) -> list[Path]:
     paths = Paths(cfg)
-    frame = data.optional_csv(paths.devices, data.DEVICE_COLUMNS)
+    frame = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     if frame is None:
         return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
-                                 f"{paths.devices.name} has not been produced (device stage).")
+                                 f"{paths.devices_summary.name} has not been produced (device stage).")
     return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
                        note="Latency: batch 1, median of timed runs. Energy: measured on the "
                             "device's power rail where the status says measured; devices "
