@@ -69,7 +69,7 @@ def _summary(cfg: dict) -> list[Path]:
 
 
 def _devices(cfg: dict) -> list[Path]:
-    return [Paths(cfg).devices]
+    return [Paths(cfg).devices_summary]
 
 
 def _comparison(cfg: dict) -> list[Path]:
@@ -121,7 +121,7 @@ def claims_inputs(cfg: dict) -> list[Path]:
 
 def claims_optional(cfg: dict) -> list[Path]:
     p = Paths(cfg)
-    return [p.devices, p.comparison_matched]
+    return [p.devices_summary, p.comparison_matched]
 
 
 _T, _F = "dance.report.tables", "dance.report.figures"
