@@ -49,6 +49,8 @@ def test_shipped_configs_validate(name):
     ({"models": ["x3d"]}, ["'models[0]'", '"c3d"', '"r3d18"']),
     ({"bogus": 1}, ["unknown config key 'bogus'", "allowed keys"]),
     ({"dataset": {"name": "ucf101"}}, ["'dataset.root'", "ucf101"]),
+    ({"dataset": {"synthetic": {"radius_min": 0.2, "radius_max": 0.1}}},
+     ["'dataset.synthetic.radius_min'", "must not exceed", "'dataset.synthetic.radius_max'"]),
 ])
 def test_invalid_values_name_the_key_and_what_is_allowed(raw, must_say):
     with pytest.raises(ConfigError) as err:

@@ -119,6 +119,11 @@ def _check_cross_keys(cfg: dict) -> None:
         raise ConfigError(
             f"config key 'dataset.root' must be the folder of the {ds['name']} videos and split "
             f"files when 'dataset.name' is {ds['name']!r} (it is null)")
+    syn = ds["synthetic"]
+    if syn["radius_min"] > syn["radius_max"]:
+        raise ConfigError(
+            f"config key 'dataset.synthetic.radius_min' ({syn['radius_min']}) must not exceed "
+            f"'dataset.synthetic.radius_max' ({syn['radius_max']})")
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:

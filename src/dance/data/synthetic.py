@@ -24,8 +24,9 @@ all — are how the network can tell the main object apart from decoys doing a c
 
 Nuisance, all drawn from the clip's own random generator:
 
-- shape, colour, base size (0.09–0.15 S radius), start position and orientation;
-- speed s ~ U[0.2, 1], which scales the motion's extent (translation 0.45 s S, rotation
+- shape, colour, base size (radius U[radius_min, radius_max]·S, generator defaults
+  0.09–0.15), start position and orientation;
+- speed s ~ U[speed_min, 1] (generator default 0.2), which scales the motion's extent (translation 0.45 s S, rotation
   (0.25 + 0.75 s)·180°, size ratio 1 + 1.5 s, oscillation amplitude 0.15 s S); slow clips
   move only a few pixels;
 - the action occupies a contiguous window of L = round(f·T) frames, f ~ U[min_action_fraction,
@@ -105,8 +106,6 @@ SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 STREAM = 0x5D17
 LABEL_STREAM = 0x5D18
 
-SPEED_MIN = 0.2
-RADIUS = (0.09, 0.15)        # main object base radius, fraction of S
 CONTRAST = (0.15, 0.55)      # RMS colour distance object vs background
 TEXTURE_AMP = (0.06, 0.20)   # per-channel std of the background texture
 BG_SPEED = (0.5, 2.0)        # px/frame of the moving texture
@@ -282,8 +281,8 @@ def sample_params(rng: np.random.Generator, label: int, frames: int, size: int,
     bg_kind = "flat" if clean else BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     bg_colour = rng.uniform(0.15, 0.85, 3)
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    r0 = rng.uniform(*RADIUS) * S
-    speed = 1.0 if clean else rng.uniform(SPEED_MIN, 1.0)
+    r0 = rng.uniform(syn["radius_min"], syn["radius_max"]) * S
+    speed = 1.0 if clean else rng.uniform(syn["speed_min"], 1.0)
     kappa = CONTRAST[1] if clean else rng.uniform(*CONTRAST)
     colour = _colour_at(rng, bg_colour, kappa)
     contrast = float(np.sqrt(np.mean((colour - bg_colour) ** 2)))    # after clipping
@@ -328,7 +327,7 @@ def sample_params(rng: np.random.Generator, label: int, frames: int, size: int,
         if decoy:
             other = int(rng.choice([c for c in range(len(CLASSES)) if c != label]))
             s0, ln = _action_window(rng, T, syn["min_action_fraction"])
-            ddx, ddy, ddth, dsc = _motion(other, rng.uniform(SPEED_MIN, 1.0),
+            ddx, ddy, ddth, dsc = _motion(other, rng.uniform(syn["speed_min"], 1.0),
                                           _progress(T, s0, ln), S, rng)
         else:
             other = -1
@@ -565,8 +564,6 @@ def _info(cfg: dict) -> dict[str, Any]:
             **{k: syn[k] for k in sorted(syn)},
             "shapes": list(SHAPES),
             "backgrounds": list(BACKGROUNDS),
-            "speed_min": SPEED_MIN,
-            "radius": list(RADIUS),
             "contrast": list(CONTRAST),
             "decoy_prob": DECOY_PROB,
             "weights": WEIGHTS,
