@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from dance.errors import DanceError
-from dance.io import atomic_path, write_csv, write_json
+from dance.io import atomic_path, atomic_paths, write_csv, write_json
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -19,6 +19,23 @@ def test_failed_write_leaves_nothing(tmp_path):
             raise RuntimeError("interrupted")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_set_of_files_is_replaced_only_when_all_are_written(tmp_path):
+    targets = [tmp_path / "f.png", tmp_path / "f.csv"]
+    for t in targets:
+        t.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_paths(targets) as tmps:
+            tmps[0].write_text("new")
+            raise RuntimeError("interrupted before the second file")
+    assert [t.read_text() for t in targets] == ["old", "old"]
+    assert sorted(tmp_path.iterdir()) == sorted(targets)
+    with atomic_paths(targets) as tmps:
+        for t in tmps:
+            t.write_text("new")
+    assert [t.read_text() for t in targets] == ["new", "new"]
+    assert sorted(tmp_path.iterdir()) == sorted(targets)
 
 
 def test_outputs_get_umask_permissions_not_0600(tmp_path):

@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from dance.devices.summary import COLUMNS as DEVICE_COLUMNS
 from dance.devices.summary import device_row
@@ -24,7 +27,7 @@ from dance.paths import Paths
 from dance.report import claims, data, provenance, registry
 from dance.report.tables.common import Column, latex_escape, write_table
 
-from conftest import REPO, rebuild_and_compare, tiny_config
+from conftest import REPO, dance_cli, rebuild_and_compare, run, tiny_config
 
 # --- a hand-made results folder ------------------------------------------------------------
 
@@ -203,16 +206,22 @@ def test_device_and_sota_figures_say_not_available_until_their_stage_ran(tmp_pat
         assert pd.read_csv(out[2])["status"].tolist() == ["not available"]
 
 
-def test_device_figure_and_table_from_a_devices_csv(tmp_path):
-    cfg = tiny_config(tmp_path)
+def _devices_csv(cfg: dict, dance_ms: float = 5.0) -> None:
+    """A devices.csv with the host measured (dense 10 ms, DANCE `dance_ms`) and a Jetson
+    that is not attached."""
     host = {"latency_iqr_ms": 0.5, "energy_j_per_clip": 0.004}
     write_csv(Paths(cfg).devices_summary, [
         device_row("host", "c3d", "dense", "measured", latency_median_ms=10.0,
                    speedup_vs_dense=1.0, **host),
-        device_row("host", "c3d", "dance", "measured", latency_median_ms=5.0,
-                   speedup_vs_dense=2.0, **host),
+        device_row("host", "c3d", "dance", "measured", latency_median_ms=dance_ms,
+                   speedup_vs_dense=10.0 / dance_ms, **host),
         device_row("jetson_nano", "c3d", "dance", "not measured: not attached")],
         DEVICE_COLUMNS)
+
+
+def test_device_figure_and_table_from_a_devices_csv(tmp_path):
+    cfg = tiny_config(tmp_path)
+    _devices_csv(cfg)
     table = registry.build(cfg, "T3")
     assert len(pd.read_csv(table[0])) == 3
     markdown = table[1].read_text()
@@ -228,6 +237,77 @@ def test_pdf_bytes_do_not_depend_on_the_clock(tmp_path):
     before = [p.read_bytes() for p in first]
     again = registry.build(cfg, "F9")
     assert [p.read_bytes() for p in again] == before
+
+
+# --- fault tolerance: SIGKILL while writing ----------------------------------------------
+
+# Run the CLI in a fresh process that SIGKILLs itself inside `module:attr` (for a
+# `fmt`, only when saving that format, after writing half of the file): a kill at an exact
+# point of writing, which an outside kill after a delay hits only by chance.
+_KILLED_CLI = """
+import importlib, os, signal, sys
+target, fmt, *argv = sys.argv[1:]
+module, attr = target.split(":")
+owner = importlib.import_module(module)
+*owner_path, name = attr.split(".")
+for part in owner_path:
+    owner = getattr(owner, part)
+real = getattr(owner, name)
+def killed(*args, **kwargs):
+    if fmt and kwargs.get("format") != fmt:
+        return real(*args, **kwargs)
+    if fmt:
+        real(*args, **kwargs)
+        os.truncate(args[1], os.path.getsize(args[1]) // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(owner, name, killed)
+from dance.cli import main
+sys.exit(main(argv))
+"""
+# (command, artifact, where the kill happens): inside rendering the figure's second file
+# (PDF, half written), inside rendering the table's last file (LaTeX).
+KILL_POINTS = [("figure", "F9", "matplotlib.figure:Figure.savefig", "pdf"),
+               ("table", "T3", "dance.report.tables.common:latex", "")]
+
+
+@pytest.mark.parametrize("previous", ["none", "stale"])
+@pytest.mark.parametrize("command, artifact_id, target, fmt", KILL_POINTS)
+def test_sigkill_while_writing_leaves_no_mixed_output_and_a_rerun_completes(
+        tmp_path, command, artifact_id, target, fmt, previous):
+    """SIGKILL `python -m dance figure F9` / `table T3` while it writes its outputs, with no
+    earlier outputs or with a stale set from other results: every output is still the
+    earlier one (none half-written, none from the killed build mixed with the earlier set),
+    what the kill left are temporary files that no rule takes as output (.gitignore'd), and a
+    plain re-run gives the same bytes as an uninterrupted build."""
+    reference = tiny_config(tmp_path / "ref")
+    _devices_csv(reference, dance_ms=4.0)
+    want = [p.read_bytes() for p in registry.build(reference, artifact_id)]
+
+    cfg = tiny_config(tmp_path / "run")
+    outputs = registry.get(artifact_id).outputs(cfg)
+    if previous == "stale":
+        _devices_csv(cfg, dance_ms=5.0)
+        registry.build(cfg, artifact_id)
+    before = {p: p.read_bytes() for p in outputs if p.exists()}
+    _devices_csv(cfg, dance_ms=4.0)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    argv = [command, artifact_id, "--config", str(config)]
+
+    killed = run([sys.executable, "-c", _KILLED_CLI, target, fmt, *argv])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    changed = [p.name for p in outputs if (p.read_bytes() if p.exists() else None)
+               != before.get(p)]
+    assert not changed, f"the killed build replaced {changed} of {[p.name for p in outputs]}"
+    left = {p for p in outputs[0].parent.iterdir()} - set(outputs)
+    assert left, "the kill happened before any file was written"
+    for path in left:   # `.<output name>.<random>.tmp`, ignored by git, no rule's output
+        assert path.name.startswith(tuple(f".{p.name}." for p in outputs)), path
+        assert path.suffix == ".tmp", path
+
+    rerun = dance_cli(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert [p.read_bytes() for p in outputs] == want
 
 
 # --- registry and workflow wiring -----------------------------------------------------------

@@ -26,7 +26,34 @@ os.umask(_UMASK)
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only on success."""
-    path = Path(path)
+    with atomic_paths([path]) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Iterable[str | Path]) -> Iterator[list[Path]]:
+    """Yield one temporary path next to each of `paths`; only when the block succeeds,
+    rename them all onto `paths`, back to back.
+
+    For the several files of one output (a figure's PNG, PDF and CSV): a kill while they are
+    being written (all but the last microseconds) leaves the earlier set whole instead of
+    new files beside old ones. A kill between two of the renames can still mix them; Snakemake
+    deletes a job's outputs before it starts and marks them incomplete until it ends, so it
+    re-makes them."""
+    targets = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for path in targets:
+            tmps.append(_temp_sibling(path))
+        yield tmps
+        for tmp, path in zip(tmps, targets, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
+def _temp_sibling(path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -36,13 +63,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should read like any file
     os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    return Path(tmp)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -65,12 +86,19 @@ def _json_default(obj: Any) -> Any:
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]],
               fieldnames: list[str] | None = None) -> None:
     """Write dict rows as CSV; column order is `fieldnames` or first-seen key order."""
+    with atomic_path(path) as tmp:
+        dump_csv(tmp, rows, fieldnames)
+
+
+def dump_csv(path: str | Path, rows: Iterable[Mapping[str, Any]],
+             fieldnames: list[str] | None = None) -> None:
+    """:func:`write_csv` into `path` itself (a temporary path of :func:`atomic_paths`)."""
     rows = list(rows)
     if fieldnames is None:
         fieldnames = []
         for row in rows:
             fieldnames.extend(k for k in row if k not in fieldnames)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+    with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()
         for row in rows:

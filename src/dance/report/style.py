@@ -4,8 +4,8 @@ Figures are sized for a two-column paper (``plots.column_width`` inches, 3.4 by 
 ``wide`` figures span both columns), use the config's seaborn palette (colour-blind-safe
 by default) with distinct markers as well, so that no series is told apart by colour alone,
 and put legends outside the axes so that they never hide data. :func:`save` writes PNG and
-PDF atomically, with the plotted data as a CSV beside them, so each figure can be traced
-to numbers; PDFs carry no creation date, so the same data give the same bytes.
+PDF with the plotted data as a CSV beside them (the three renamed into place together), so
+each figure can be traced to numbers; PDFs carry no creation date, so the same data give the same bytes.
 
 The palettes are seaborn's (``colorblind`` by default), written out here so that a figure
 job does not import seaborn, whose scipy import alone takes ~3 s per job (ten figure jobs
@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dance.io import atomic_path, write_csv  # noqa: E402
+from dance.io import atomic_paths, dump_csv  # noqa: E402
 from dance.paths import Paths  # noqa: E402
 
 WIDE = 2.06          # a two-column figure is this many column widths
@@ -114,21 +114,18 @@ def legend_below(fig: plt.Figure, handles: Sequence, labels: Sequence[str],
 
 def save(fig: plt.Figure, cfg: dict, name: str, data: pd.DataFrame | Sequence[Mapping],
          ) -> list[Path]:
-    """Write `fig` as ``figures_dir/name.{png,pdf}`` and its data as ``name.csv``; close it."""
-    paths = Paths(cfg)
-    out = []
-    for ext in FORMATS:
-        path = paths.figure(name, ext)
-        meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=cfg["plots"]["dpi"], metadata=meta)
-        fig.set_layout_engine("none")    # laid out once (in figure fractions): reuse it
-        out.append(path)
-    plt.close(fig)
+    """Write `fig` as ``figures_dir/name.{png,pdf}`` and its data as ``name.csv``, the three
+    renamed into place together (:func:`dance.io.atomic_paths`); close the figure."""
+    out = [Paths(cfg).figure(name, ext) for ext in (*FORMATS, "csv")]
     rows = data.to_dict("records") if isinstance(data, pd.DataFrame) else list(data)
     columns = list(data.columns) if isinstance(data, pd.DataFrame) else None
-    write_csv(paths.figure(name, "csv"), [_plain(r) for r in rows], columns)
-    out.append(paths.figure(name, "csv"))
+    with atomic_paths(out) as tmps:
+        for ext, tmp in zip(FORMATS, tmps, strict=False):
+            meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+            fig.savefig(tmp, format=ext, dpi=cfg["plots"]["dpi"], metadata=meta)
+            fig.set_layout_engine("none")    # laid out once (in figure fractions): reuse it
+        plt.close(fig)
+        dump_csv(tmps[-1], [_plain(r) for r in rows], columns)
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from dance.io import write_csv, write_text
+from dance.io import atomic_paths, dump_csv
 from dance.paths import Paths
 from dance.report.data import nan_to_none
 
@@ -97,17 +97,18 @@ def latex(name: str, title: str, columns: Sequence[Column], cells: list[list[str
 
 def write_table(cfg: dict, name: str, title: str, frame: pd.DataFrame,
                 columns: Sequence[Column], note: str = "") -> list[Path]:
-    """Write ``tables/<name>.{csv,md,tex}`` from `frame` (one row per table row)."""
-    paths = Paths(cfg)
+    """Write ``tables/<name>.{csv,md,tex}`` from `frame` (one row per table row), the three
+    renamed into place together (:func:`dance.io.atomic_paths`)."""
+    out = [Paths(cfg).table(name, ext) for ext in ("csv", "md", "tex")]
     keys = [c.key for c in columns]
     records = frame.to_dict("records") if len(frame) else []
-    write_csv(paths.table(name, "csv"),
-              [{k: nan_to_none(r.get(k)) for k in keys} for r in records], keys)
     shown = [c for c in columns if c.display]
     cells = [[_cell(r.get(c.key), c.fmt) for c in shown] for r in records]
-    write_text(paths.table(name, "md"), markdown(title, shown, cells, note))
-    write_text(paths.table(name, "tex"), latex(name, title, shown, cells, note))
-    return [paths.table(name, ext) for ext in ("csv", "md", "tex")]
+    with atomic_paths(out) as (csv_tmp, md_tmp, tex_tmp):
+        dump_csv(csv_tmp, [{k: nan_to_none(r.get(k)) for k in keys} for r in records], keys)
+        md_tmp.write_text(markdown(title, shown, cells, note))
+        tex_tmp.write_text(latex(name, title, shown, cells, note))
+    return out
 
 
 def write_unavailable(cfg: dict, name: str, title: str, columns: Sequence[Column],
