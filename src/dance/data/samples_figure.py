@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dance.data.shards import load_split
-from dance.io import atomic_path, write_csv
+from dance.io import atomic_paths, dump_csv
 
 
 def _pick(values: list[int], k: int | None) -> list[int]:
@@ -98,10 +98,10 @@ def plot_samples(data_dir: Path, out_png: Path, out_pdf: Path, per_class: int = 
     fig.suptitle(f"{name}: first {per_class} {split} clip(s) per class{note}", fontsize=9)
     fig.subplots_adjust(left=1.7 / width, right=1 - 0.1 / width, top=1 - 0.5 / height,
                         bottom=0.05 / height)
-    for out, kwargs in ((out_png, {"dpi": 150}), (out_pdf, {})):
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", **kwargs)
-    plt.close(fig)
-    write_csv(out_png.with_suffix(".csv"), rows,
-              fieldnames=["row", "label", "class_name", "slot", "split", "index",
-                          "difficulty", "frames"])
+    # PNG, PDF and CSV renamed into place together: a kill never leaves a mixed set
+    with atomic_paths([out_png, out_pdf, out_png.with_suffix(".csv")]) as (png, pdf, table):
+        fig.savefig(png, format="png", dpi=150)
+        fig.savefig(pdf, format="pdf")
+        plt.close(fig)
+        dump_csv(table, rows, fieldnames=["row", "label", "class_name", "slot", "split",
+                                          "index", "difficulty", "frames"])
