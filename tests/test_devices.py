@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,30 +107,154 @@ def test_static_adaptive_pools_equal_torch_for_uneven_and_upsampling_bins():
         static_pools(copy.deepcopy(model), (3, 8, 56, 56))(torch.randn(1, 3, 8, 64, 64))
 
 
+def _default_opset(tmp_path: Path) -> int:
+    return tiny_config(tmp_path)["devices"]["opset"]
+
+
+def _assert_declares_opset(path: Path, opset: int) -> None:
+    """`path` declares a default-domain opset ≤ `opset`, the oldest IR version carrying it
+    (what an old ONNX Runtime checks at load), and passes ONNX's full check."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    declared = {o.domain: o.version for o in model.opset_import}
+    assert set(declared) <= {"", "ai.onnx"} and declared.get("", declared.get("ai.onnx")) <= opset
+    assert model.ir_version == helper.find_min_ir_version_for(list(model.opset_import))
+    onnx.checker.check_model(model, full_check=True)
+
+
 @pytest.fixture(scope="module")
 def exported_c3d(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from dance.devices.export import export_onnx
 
     net, clips = _dance_net("c3d")
-    out = tmp_path_factory.mktemp("onnx") / "c3d_dance.onnx"
-    export_onnx(GraphNet(net).eval(), clips[:1], out, 18, ["logits", "kept"])
+    folder = tmp_path_factory.mktemp("onnx")
+    out = folder / "c3d_dance.onnx"
+    export_onnx(GraphNet(net).eval(), clips[:1], out, _default_opset(folder), ["logits", "kept"])
     return net, clips, out
 
 
-@pytest.mark.slow    # one dynamo export: ~15 s idle, minutes on a loaded 2-core machine
+@pytest.mark.slow    # one dynamo export: ~25 s idle, minutes on a loaded 2-core machine
 def test_onnx_runtime_runs_the_exported_dance_graph_like_pytorch(exported_c3d):
     import onnx
 
     from dance.devices.export import check_onnx
 
     net, clips, path = exported_c3d
+    _assert_declares_opset(path, _default_opset(path.parent))
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"NonZero", "Gather", "Conv"} <= ops       # decisions and gathers are in the graph
     ref, kept = _reference(net, clips)
     check = check_onnx(path, clips.numpy(), ref, kept)
     assert check["same_decisions"] and check["same_top1"]
     assert check["max_abs_diff"] <= 1e-4 * check["logit_scale"]
+
+
+@pytest.mark.slow     # the DANCE export of `exported_c3d`
+@pytest.mark.skipif(not os.environ.get("DANCE_OLD_ORT_PYTHON"),
+                    reason="set DANCE_OLD_ORT_PYTHON to a Python with numpy and an old "
+                           "onnxruntime (e.g. 3.6 + 1.10.0, or 3.8 + 1.11.1)")
+def test_device_runner_on_an_old_onnx_runtime_runs_the_exported_models(exported_c3d, tmp_path):
+    """Opt-in: the runner, under the interpreter a Jetson Nano has (Python 3.6, ONNX
+    Runtime ≤ 1.11), loads the exported dense and DANCE graphs and reproduces PyTorch."""
+    from dance.devices.export import export_onnx
+
+    net, clips, dance_path = exported_c3d
+    dense = static_pools(net.dense_copy().eval(), net.input_shape)
+    export_onnx(dense, clips[:1], tmp_path / "c3d_dense.onnx", _default_opset(tmp_path),
+                ["logits"])
+    (tmp_path / "c3d_dance_0.onnx").write_bytes(dance_path.read_bytes())
+    ref, kept = _reference(net, clips)
+    with torch.no_grad():
+        dense_ref = torch.cat([dense(clips[i:i + 1]) for i in range(len(clips))]).numpy()
+    np.save(tmp_path / "clips.npy", clips.numpy())
+    np.savez(tmp_path / "reference.npz", **{"c3d:dense": dense_ref, "c3d:dance@0": ref})
+    models = [{"name": n, "model": "c3d", "method": m, "file": f}
+              for n, m, f in (("c3d:dense", "dense", "c3d_dense.onnx"),
+                              ("c3d:dance@0", "dance@0", "c3d_dance_0.onnx"))]
+    write_json(tmp_path / "manifest.json", {
+        "format": "dance-device-bundle", "version": 1, "id": "old-ort", "models": models,
+        "clips": "clips.npy", "reference": "reference.npz", "runner": "device_runner.py"})
+    res = _run_runner(tmp_path, tmp_path / "run.jsonl", python=os.environ["DANCE_OLD_ORT_PYTHON"])
+    assert res.returncode == 0, res.stderr
+    log = logs.read_runner_log(tmp_path / "run.jsonl")
+    checks = {c["model"]: c for c in log["check"]}
+    assert checks["c3d:dense"]["max_abs_diff"] <= 1e-5 * np.abs(dense_ref).max()
+    assert checks["c3d:dance@0"]["max_abs_diff"] <= 1e-4 * np.abs(ref).max()
+    assert np.array_equal(np.array(checks["c3d:dance@0"]["kept"]), np.stack(kept))
+    print("device runner on", log["header"]["python"], "onnxruntime", log["header"]["onnxruntime"])
+
+
+def test_dense_export_declares_the_configured_opset_and_runs_like_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from dance.devices.export import check_onnx, export_onnx
+
+    net, clips = _dance_net("c3d")
+    dense = static_pools(net.dense_copy().eval(), net.input_shape)
+    opset = _default_opset(tmp_path)
+    path = tmp_path / "c3d_dense.onnx"
+    export_onnx(dense, clips[:1], path, opset, ["logits"])
+    _assert_declares_opset(path, opset)
+    with torch.no_grad():
+        ref = torch.cat([dense(clips[i:i + 1]) for i in range(len(clips))]).numpy()
+    check = check_onnx(path, clips.numpy(), ref, None)
+    assert check["same_top1"] and check["max_abs_diff"] <= 1e-5 * check["logit_scale"]
+
+
+def _opset18_graph(pad: bool = False):
+    """A small opset-18 / IR-10 graph with what the exporter writes and older runtimes
+    refuse: ReduceMax with its axes as an input and noop_with_empty_axes, a Reshape with
+    allowzero next to a -1, a Gemm without its optional C (optionally a Pad-18)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("ReduceMax", ["clip", "axes"], ["m"], keepdims=0,
+                              noop_with_empty_axes=0),
+             helper.make_node("Reshape", ["m", "shape"], ["r"], allowzero=1),
+             helper.make_node("Gemm", ["r", "w"], ["g"], transB=1),
+             helper.make_node("Relu", ["g"], ["logits"])]
+    inits = [numpy_helper.from_array(np.array([2, 3, 4], dtype=np.int64), "axes"),
+             numpy_helper.from_array(np.array([-1, 3], dtype=np.int64), "shape"),
+             numpy_helper.from_array(rng.standard_normal((5, 3)).astype(np.float32), "w")]
+    if pad:
+        nodes.insert(0, helper.make_node("Pad", ["clip", "pads"], ["padded"]))
+        nodes[1].input[0] = "padded"
+        inits.append(numpy_helper.from_array(np.zeros(10, dtype=np.int64), "pads"))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("clip", TensorProto.FLOAT, [1, 3, 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_lower_opset_repairs_what_old_runtimes_refuse_and_keeps_the_outputs(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    from dance.devices.export import lower_opset
+    from dance.errors import DanceError
+
+    opset = _default_opset(tmp_path)
+    original = _opset18_graph()
+    lowered = lower_opset(onnx.ModelProto.FromString(original.SerializeToString()), opset)
+    onnx.save(lowered, str(tmp_path / "low.onnx"))
+    _assert_declares_opset(tmp_path / "low.onnx", opset)
+    assert lowered.ir_version <= 8                    # ONNX Runtime 1.11 reads IR ≤ 8
+    nodes = {n.op_type: n for n in lowered.graph.node}
+    assert [a.name for a in nodes["ReduceMax"].attribute if a.name == "noop_with_empty_axes"] == []
+    assert len(nodes["Gemm"].input) == 3
+    assert [a.i for a in nodes["Reshape"].attribute if a.name == "allowzero"] in ([], [0])
+    clip = np.random.default_rng(1).standard_normal((1, 3, 4, 8, 8)).astype(np.float32)
+    outs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+            .run(None, {"clip": clip})[0] for m in (original, lowered)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    with pytest.raises(DanceError, match=r"devices\.opset.*Pad"):
+        lower_opset(_opset18_graph(pad=True), opset)   # no Pad-18 adapter: GraphNet avoids Pad
 
 
 # --- the device runner ---------------------------------------------------------------------
@@ -188,8 +313,9 @@ def _tiny_bundle(folder: Path) -> Path:
     return folder
 
 
-def _run_runner(bundle: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RUNNER), "--bundle", str(bundle), "--out",
+def _run_runner(bundle: Path, out: Path, *extra: str,
+                python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([python, str(RUNNER), "--bundle", str(bundle), "--out",
                            str(out), "--warmup", "1", "--repeats", "2", "--window", "0.05",
                            "--device", "test", *extra],
                           capture_output=True, text=True, timeout=120)

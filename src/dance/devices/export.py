@@ -1,7 +1,11 @@
 """`python -m dance export-onnx`: dense and DANCE networks to ONNX, once, for every device.
 
 Exporter: ``torch.onnx.export(..., dynamo=True)`` (torch.export, non-strict, then onnxscript
-translation; needs the ``onnx`` and ``onnxscript`` packages). The DANCE graph
+translation; needs the ``onnx`` and ``onnxscript`` packages) writes opset 18; a lower
+``devices.opset`` (default 15, for the ONNX Runtime 1.11 of a Jetson Nano's Python 3.6) is
+reached by :func:`lower_opset` (ONNX's version converter, plus the repairs that it and
+older ONNX Runtimes need), and the file is stamped with the oldest IR version that carries
+its opset (the exporter writes IR 10, which ONNX Runtime reads from 1.18 only). The DANCE graph
 (:class:`dance.devices.graph.GraphNet`) holds the controller and the per-clip decisions:
 ``NonZero`` on the keep masks, ``Gather`` of the kept channels and of the weight slices,
 ``ScatterND`` of the computed output frames — torch.export keeps their sizes as unbacked
@@ -28,7 +32,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,15 +42,19 @@ from dance.devices.graph import GraphNet, static_pools
 from dance.errors import DanceError
 from dance.io import atomic_path, write_json
 
+if TYPE_CHECKING:
+    import onnx
+
 RUNNER = Path(__file__).with_name("device_runner.py")
 BUNDLE_FORMAT = "dance-device-bundle"
+EXPORTER_OPSET = 18          # the lowest opset torch.onnx.export(dynamo=True) writes
 
 
 def export_onnx(module: nn.Module, clip: torch.Tensor, path: Path, opset: int,
                 outputs: list[str]) -> None:
     """Export `module` (batch-1 input `clip`) to `path` atomically, weights inside the file."""
     try:
-        import onnx  # noqa: F401
+        import onnx
         import onnxscript  # noqa: F401
     except ImportError as exc:
         raise DanceError(f"ONNX export needs the onnx and onnxscript packages ({exc}); "
@@ -54,10 +62,101 @@ def export_onnx(module: nn.Module, clip: torch.Tensor, path: Path, opset: int,
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # GraphNet links a fresh decision holder into its parts on every call (by design)
         warnings.filterwarnings("ignore", message=".*were assigned during export.*")
-        program = torch.onnx.export(module.eval(), (clip,), dynamo=True, opset_version=opset,
+        program = torch.onnx.export(module.eval(), (clip,), dynamo=True,
+                                    opset_version=max(opset, EXPORTER_OPSET),
                                     input_names=["clip"], output_names=outputs,
                                     external_data=False, optimize=True, verbose=False)
         program.save(str(tmp))
+        onnx.save(lower_opset(onnx.load(str(tmp)), opset), str(tmp))
+
+
+def lower_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """`model` at default-domain opset `opset`, with the repairs old ONNX Runtimes need
+    (:func:`gemm_bias`, :func:`reshape_allowzero`) and the oldest IR version that carries
+    the opset (a runtime refuses a newer IR at load), fully checked.
+
+    The dynamo exporter writes opset 18 or later, and its own converter goes no lower.
+    ONNX's C++ version converter does, as long as every Reduce op has constant axes (the
+    exporter's optimizer folds them) and there is no Pad (GraphNet pads by Concat); it
+    then leaves the ``noop_with_empty_axes`` attribute of the opset-18 Reduce ops on
+    ReduceMax/ReduceL2, whose older versions lack it. With ``axes`` given it is moot, so it
+    is dropped; anything else the converter cannot do raises :class:`DanceError`."""
+    import onnx
+    from onnx import helper, version_converter
+
+    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset < current:
+        try:
+            model = version_converter.convert_version(model, opset)
+        except RuntimeError as exc:
+            raise DanceError(f"config key 'devices.opset' = {opset}: ONNX's version converter "
+                             f"cannot lower this graph from opset {current} ({exc})") from None
+        for node in model.graph.node:
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+            for attr in list(node.attribute):
+                if attr.name in schema.attributes:
+                    continue
+                has_axes = any(a.name == "axes" for a in node.attribute)
+                if attr.name != "noop_with_empty_axes" or not (has_axes or attr.i == 0):
+                    raise DanceError(f"config key 'devices.opset' = {opset}: {node.op_type} "
+                                     f"node {node.name!r} keeps attribute {attr.name!r}, which "
+                                     f"opset {opset} does not have")
+                node.attribute.remove(attr)
+    gemm_bias(model)
+    reshape_allowzero(model)
+    model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def gemm_bias(model: onnx.ModelProto) -> None:
+    """Give every Gemm without its optional C an explicit zero C (in place).
+
+    The exporter's optimizer drops a zero bias, and ONNX Runtime 1.11 (the Nano's) then
+    refuses the graph: its Gemm+ReLU fusion assumes three inputs ("has input size 2 not in
+    range [min=3, max=3]"). Adding zero changes no output."""
+    from onnx import numpy_helper
+
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Gemm" or (len(node.input) >= 3 and node.input[2]):
+            continue
+        b = weights.get(node.input[1])
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        if b is None:
+            raise DanceError(f"Gemm node {node.name!r} has a computed weight and no bias; "
+                             "the export cannot give it a bias of the right size")
+        array = numpy_helper.to_array(b)
+        name = f"{node.name}_zero_bias"
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.zeros(array.shape[0] if trans_b else array.shape[1], array.dtype), name))
+        del node.input[2:]
+        node.input.append(name)
+
+
+def reshape_allowzero(model: onnx.ModelProto) -> None:
+    """Clear ``allowzero`` on Reshapes whose constant shape has no 0 (in place): it then
+    means nothing, and ONNX Runtime 1.10 (the last Python 3.6 build on PyPI) refuses it
+    next to a -1 ("!allow_zero was false")."""
+    from onnx import numpy_helper
+
+    shapes = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in shapes:
+            continue
+        for attr in node.attribute:
+            if attr.name == "allowzero" and attr.i and (shapes[node.input[1]] != 0).all():
+                attr.i = 0
+
+
+def onnx_versions(path: Path) -> dict[str, int]:
+    """The default-domain opset and the IR version `path` declares (what a runtime checks
+    at load)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {"opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+            "ir_version": model.ir_version}
 
 
 def session(path: Path, threads: int = 0):
@@ -183,7 +282,7 @@ def export_bundle(cfg: dict) -> Path:
             refs[name] = logits.astype(np.float32)
             check = check_onnx(out / file, clips_np, logits, kept)
             check.update({"file": file, "export_seconds": seconds,
-                          "bytes": (out / file).stat().st_size})
+                          "bytes": (out / file).stat().st_size, **onnx_versions(out / file)})
             checks[name] = check
             models.append({"name": name, "model": model_name, "method": method, "file": file,
                            "outputs": outputs})
@@ -205,8 +304,10 @@ def export_bundle(cfg: dict) -> Path:
                 "runner": RUNNER.name, "clip_shape": list(clips_np.shape[1:]),
                 "opset": opset, "torch": torch.__version__, "onnx": onnx.__version__,
                 "onnxruntime_host": onnxruntime.__version__}
+    exporter = f"torch.onnx.export(dynamo=True, opset_version={max(opset, EXPORTER_OPSET)})"
+    if opset < EXPORTER_OPSET:
+        exporter += f", then onnx.version_converter to opset {opset}"
     write_json(paths.onnx_export_check, {"bundle": manifest["id"], "opset": opset,
-                                         "exporter": "torch.onnx.export(dynamo=True)",
-                                         "models": checks})
+                                         "exporter": exporter, "models": checks})
     write_json(out / "manifest.json", manifest)
     return out / "manifest.json"

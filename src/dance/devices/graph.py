@@ -128,8 +128,12 @@ class GraphConv(nn.Module):
         padded = torch.cat([frames.new_zeros(pt), frames, frames.new_zeros(pt)])
         reached = padded[windows].any(1)
         out_idx = reached.nonzero().squeeze(1)                                  # [n]
-        ap = F.pad(a, (0, 0, 0, 0, pt, pt))                                      # [C',T+2p,H,W]
-        batch = ap[:, windows.index_select(0, out_idx)].permute(1, 0, 2, 3, 4)  # [n,C',kT,H,W]
+        # zero frames by Concat, not F.pad: ONNX's version converter cannot move Pad-18
+        # down to the opsets older runtimes read (export.export_onnx)
+        if pt:
+            zeros = a.new_zeros(a.shape[0], pt, *a.shape[2:])
+            a = torch.cat([zeros, a, zeros], 1)                                  # [C',T+2p,H,W]
+        batch = a[:, windows.index_select(0, out_idx)].permute(1, 0, 2, 3, 4)   # [n,C',kT,H,W]
         y = F.conv3d(batch, weight, conv.bias, (1, *conv.stride[1:]),
                      (0, *conv.padding[1:]))                                     # [n,Co,1,H',W']
         y = y[:, :, 0]                                                           # [n,Co,H',W']
