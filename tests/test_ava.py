@@ -28,7 +28,7 @@ from dance.paths import Paths
 from dance.train import loop
 from dance.train.ava import train_ava
 from dance.train.baseline import train_baseline
-from dance.train.stage import fingerprint_for_training, load_trained
+from dance.train.stage import fingerprint_for_training, load_trained, train_section
 
 from conftest import tiny_config
 
@@ -171,10 +171,22 @@ def test_ava_fingerprint_covers_ava_section_only_for_ava():
     assert fingerprint_for_training(a, "baseline") == fingerprint_for_training(b, "baseline")
     assert fingerprint_for_training(a, "ava") != fingerprint_for_training(b, "ava")
     # The baseline hash is the one it always was: seed, dataset, model, train (no progress).
-    train = {k: v for k, v in a["train"].items() if k != "progress"}
+    train = {k: v for k, v in a["train"].items() if k not in ("progress", "per_model")}
     assert fingerprint_for_training(a, "baseline") == config_mod.fingerprint(
         {"seed": a["seed"], "dataset": a["dataset"], "model": a["model"], "train": train})
 
+
+
+def test_a_per_model_override_changes_only_that_models_baseline():
+    a = config_mod.validate({})
+    b = config_mod.validate({"train": {"per_model": {"r3d18": {"lr": 1e-4}}}})
+    assert fingerprint_for_training(a, "baseline", "c3d") == \
+        fingerprint_for_training(b, "baseline", "c3d")
+    assert fingerprint_for_training(a, "baseline", "r3d18") != \
+        fingerprint_for_training(b, "baseline", "r3d18")
+    assert train_section(b, "r3d18")["lr"] == 1e-4
+    assert train_section(b, "c3d")["lr"] == a["train"]["lr"]
+    assert "per_model" not in train_section(b, "r3d18")
 
 # --- training end to end ----------------------------------------------------------------------
 

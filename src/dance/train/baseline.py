@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from dance.train.loop import Schedule
-from dance.train.stage import build, train_stage
+from dance.train.stage import build, train_section, train_stage
 
 
 def train_baseline(cfg: dict, model_name: str) -> Path:
@@ -16,5 +16,6 @@ def train_baseline(cfg: dict, model_name: str) -> Path:
         torch.manual_seed(cfg["seed"])  # initial weights
         return build(cfg, model_name, num_classes)
 
-    return train_stage(cfg, model_name, "baseline", Schedule.from_config(cfg["train"]),
-                       init=init)
+    schedule = Schedule.from_config({**train_section(cfg, model_name),
+                                     "progress": cfg["train"]["progress"]})
+    return train_stage(cfg, model_name, "baseline", schedule, init=init)

@@ -45,10 +45,21 @@ def _section(cfg: dict, dotted: str):
     return node
 
 
-def fingerprint_for_training(cfg: dict, stage: str = "baseline") -> str:
-    """Hash of every key that changes `stage`'s trained weights (not output folders or
-    progress bars). The baseline hash covers seed/dataset/model/train only."""
-    train = {k: v for k, v in cfg["train"].items() if k != "progress"}
+def train_section(cfg: dict, model_name: str | None = None) -> dict:
+    """``cfg["train"]`` as it applies to `model_name`: its ``per_model`` entry (keys not
+    null) merged in, without the ``per_model`` table and the progress switch (neither changes the weights)."""
+    train = {k: v for k, v in cfg["train"].items() if k not in ("progress", "per_model")}
+    if model_name is not None:
+        override = cfg["train"].get("per_model", {}).get(model_name, {})
+        train.update({k: v for k, v in override.items() if v is not None})
+    return train
+
+
+def fingerprint_for_training(cfg: dict, stage: str = "baseline",
+                             model_name: str | None = None) -> str:
+    """Hash of every key that changes `stage`'s trained weights for `model_name` (not output
+    folders or progress bars). The baseline hash covers seed/dataset/model/train only."""
+    train = train_section(cfg, model_name)
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
     for section in stage_sections(stage):
@@ -66,7 +77,7 @@ def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict
         "frames": cfg["dataset"]["frames"],
         "size": cfg["dataset"]["size"],
         "dataset": cfg["dataset"]["name"],
-        "fingerprint": fingerprint_for_training(cfg, stage),
+        "fingerprint": fingerprint_for_training(cfg, stage, model_name),
     }
 
 
