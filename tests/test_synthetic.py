@@ -259,3 +259,22 @@ def test_samples_figure_on_other_shard_data(tmp_path):
     assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000
     rows = png.with_suffix(".csv").read_text().splitlines()[1:]
     assert len(rows) == 7 and all(r.split(",")[6] == "" for r in rows)
+
+
+def test_temporal_mean_input_keeps_only_what_changes(data_dir):
+    import torch
+
+    from dance.data.dataset import ClipDataset, to_input
+
+    rgb = ClipDataset(data_dir, "train")
+    moving = ClipDataset(data_dir, "train", input_mode="rgb_minus_temporal_mean")
+    x, r = rgb.inputs(slice(0, 4)), moving.inputs(slice(0, 4))
+    # the same frames minus their mean over time: zero mean per pixel, same frame differences
+    assert torch.allclose(r.mean(dim=2), torch.zeros_like(r.mean(dim=2)), atol=1e-5)
+    assert torch.allclose(r.diff(dim=2), x.diff(dim=2), atol=1e-5)
+    assert not torch.allclose(r, x)
+    static = rgb.clips[:1, :1].expand(1, 8, 32, 32, 3)        # one frame repeated: no motion
+    assert to_input(static, "rgb_minus_temporal_mean").abs().max() < 1e-5
+    assert next(iter(moving.batches(4)))[0].equal(r)       # training batches get it too
+    with pytest.raises(ValueError, match="allowed: rgb, rgb_minus_temporal_mean"):
+        to_input(static, "flow")

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from dance import runtime
 from dance.aap.controller import stats_ops
 from dance.aap.model import AAPNet
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import ClipDataset, open_split
 from dance.io import atomic_path, read_json, write_csv, write_json
 from dance.measure import energy, memory
 from dance.measure import macs as macs_mod
@@ -316,7 +316,7 @@ def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     device = runtime.setup(cfg)
     torch.use_deterministic_algorithms(False)   # index ops in the pruned check
     paths = Paths(cfg)
-    test = ClipDataset(paths.data_dir, "test")
+    test = open_split(cfg, "test")
     value = check_point(cfg, point)
     net = load_controller(cfg, model_name, variant, point, test.num_classes).to(device)
     own_eval = paths.evaluation(model_name, backbone_stage(variant))

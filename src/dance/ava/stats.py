@@ -16,7 +16,7 @@ import torch
 from dance import runtime
 from dance.ava.loss import ActivationRecorder
 from dance.ava.profiles import DIMS, hoyer, magnitude_profiles, normalised_variance
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import ClipDataset, open_split
 from dance.evaluate.classify import summarise
 from dance.io import read_json, write_csv, write_json
 from dance.paths import Paths
@@ -86,7 +86,7 @@ def sparsity_stats(cfg: dict, model_name: str,
     """
     device = runtime.setup(cfg)
     paths = Paths(cfg)
-    test_set = ClipDataset(paths.data_dir, "test")
+    test_set = open_split(cfg, "test")
     batch_size = cfg["train"]["eval_batch_size"]
     sparsity, profiles, top1, top1_source = [], [], {}, {}
     per_dim: dict[str, dict[str, dict[str, float]]] = {d: {} for d in DIMS}

@@ -16,17 +16,38 @@ MEAN = 0.45
 STD = 0.225
 
 
-def to_input(clips_uint8: torch.Tensor) -> torch.Tensor:
-    """(N, T, H, W, 3) uint8 → (N, 3, T, H, W) float32, normalised."""
+# Network inputs (config `dataset.input`). "rgb_minus_temporal_mean" removes each pixel's
+# mean over the clip's frames, so what does not move is zero: on the generated data (labels
+# are motions only) R3D-18 stays at chance on plain frames, its residual path carrying the
+# static scene, and learns on this input (docs/method.md, "Default data and recipe").
+INPUTS = ("rgb", "rgb_minus_temporal_mean")
+
+
+def to_input(clips_uint8: torch.Tensor, input_mode: str = "rgb") -> torch.Tensor:
+    """(N, T, H, W, 3) uint8 → (N, 3, T, H, W) float32, normalised (and, for
+    ``rgb_minus_temporal_mean``, minus each pixel's mean over the T frames)."""
+    if input_mode not in INPUTS:
+        raise ValueError(f"input mode {input_mode!r} unknown; allowed: {', '.join(INPUTS)}")
     x = clips_uint8.permute(0, 4, 1, 2, 3).float().div_(255.0)
-    return x.sub_(MEAN).div_(STD)
+    x = x.sub_(MEAN).div_(STD)
+    if input_mode == "rgb_minus_temporal_mean":
+        x = x.sub_(x.mean(dim=2, keepdim=True))
+    return x
+
+
+def open_split(cfg: dict, split: str) -> ClipDataset:
+    """The configured data set's `split`, producing the configured network input."""
+    from dance.paths import Paths
+
+    return ClipDataset(Paths(cfg).data_dir, split, input_mode=cfg["dataset"]["input"])
 
 
 class ClipDataset(Dataset):
     """A whole split held in memory (the default set is ~300 MB; real sets are cached small)."""
 
-    def __init__(self, data_dir: str | Path, split: str):
+    def __init__(self, data_dir: str | Path, split: str, input_mode: str = "rgb"):
         clips, meta, manifest = load_split(data_dir, split)
+        self.input_mode = input_mode
         self.clips = torch.from_numpy(np.ascontiguousarray(clips))
         self.labels = torch.tensor([int(m["label"]) for m in meta], dtype=torch.long)
         self.difficulty = torch.tensor(
@@ -43,11 +64,15 @@ class ClipDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return to_input(self.clips[i : i + 1])[0], self.labels[i]
+        return self.inputs(slice(i, i + 1))[0], self.labels[i]
+
+    def inputs(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """Network inputs (N, 3, T, H, W) of the clips at `index`."""
+        return to_input(self.clips[index], self.input_mode)
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None):
         """Yield (x, y, idx) mini-batches; vectorised, faster than a DataLoader here."""
         order = torch.arange(len(self)) if order is None else order
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            yield to_input(self.clips[idx]), self.labels[idx], idx
+            yield self.inputs(idx), self.labels[idx], idx

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dance.data.dataset import open_split
 from dance.devices.graph import GraphNet, static_pools
 from dance.errors import DanceError
 from dance.io import atomic_path, write_json
@@ -246,19 +247,16 @@ def check_onnx(path: Path, clips: np.ndarray, logits: np.ndarray,
 
 def bundle_clips(cfg: dict) -> torch.Tensor:
     """The first ``devices.clips`` (default ``bench.clips``) test clips, network input format."""
-    from dance.data.dataset import ClipDataset, to_input
-    from dance.paths import Paths
 
-    test = ClipDataset(Paths(cfg).data_dir, "test")
+    test = open_split(cfg, "test")
     n = min(cfg["devices"]["clips"] or cfg["bench"]["clips"], len(test))
-    return to_input(test.clips[:n]).contiguous()
+    return test.inputs(slice(0, n)).contiguous()
 
 
 def export_bundle(cfg: dict) -> Path:
     """Export every configured model (dense + DANCE points), check each against PyTorch,
     write the bundle and the check; returns the bundle's manifest path."""
     from dance import runtime
-    from dance.data.dataset import ClipDataset
     from dance.paths import Paths
 
     runtime.setup({**cfg, "device": "cpu"})
@@ -267,7 +265,7 @@ def export_bundle(cfg: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     clips = bundle_clips(cfg)
     clips_np = clips.numpy().astype(np.float32)
-    num_classes = ClipDataset(paths.data_dir, "test").num_classes
+    num_classes = open_split(cfg, "test").num_classes
     opset = cfg["devices"]["opset"]
     models, checks, refs = [], {}, {}
     for model_name in cfg["models"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dance import runtime
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import open_split
 from dance.evaluate.classify import predict, summarise
 from dance.io import write_csv, write_json
 from dance.paths import Paths
@@ -16,7 +16,7 @@ def evaluate_stage(cfg: dict, model_name: str, stage: str) -> Path:
     """Top-1, per-class accuracy and confusion matrix of `stage`'s network on the test split."""
     device = runtime.setup(cfg)
     paths = Paths(cfg)
-    test_set = ClipDataset(paths.data_dir, "test")
+    test_set = open_split(cfg, "test")
     model = load_trained(cfg, model_name, stage, test_set.num_classes).to(device)
     logits = predict(model, test_set, cfg["train"]["eval_batch_size"], device,
                      progress=cfg["train"]["progress"], desc=f"{model_name} {stage} test")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dance.data.dataset import open_split
 from dance.measure import latency, rapl
 from dance.measure import variants as variant_registry
 from dance.nn.conv import conv_backend
@@ -127,7 +128,6 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
     the JSON with per-call times beside it) to `out` (default ``Paths.bench(model, stage)``);
     return (csv path, rows)."""
     from dance import runtime
-    from dance.data.dataset import ClipDataset, to_input
     from dance.io import write_csv, write_json
     from dance.paths import Paths
     from dance.train.stage import load_trained
@@ -137,11 +137,11 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
     torch.set_num_threads(threads)
     runtime.seed_everything(cfg["seed"])
     paths = Paths(cfg)
-    test = ClipDataset(paths.data_dir, "test")
+    test = open_split(cfg, "test")
     n = min(bench["clips"], len(test))
     memory_format = "channels_last_3d" if bench["channels_last"] else "contiguous"
     fmt = torch.channels_last_3d if bench["channels_last"] else torch.contiguous_format
-    clips = [to_input(test.clips[i : i + 1]).contiguous(memory_format=fmt) for i in range(n)]
+    clips = [test.inputs(slice(i, i + 1)).contiguous(memory_format=fmt) for i in range(n)]
     model = load_trained(cfg, model_name, stage, test.num_classes).eval()
     names = parse_variants(variant_names)
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from dance import runtime
-from dance.data.dataset import ClipDataset, to_input
+from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
 from dance.io import write_csv
 from dance.measure import memory
@@ -103,13 +103,12 @@ def calibrate_policy(net: FrameSkipNet, dataset: ClipDataset, batch_size: int,
 def train(cfg: dict, model_name: str, method: str, point: int) -> Path:
     """Fine-tune one operating point from the baseline; resumable; returns the checkpoint."""
     point_value(cfg, method, point)
-    paths = Paths(cfg)
     smoothing = cfg["train"]["label_smoothing"]
 
     def init(num_classes: int) -> nn.Module:
         net = wrap(cfg, method, point, load_trained(cfg, model_name, "baseline", num_classes))
         if method == "frame_skip":
-            calibrate_policy(net, ClipDataset(paths.data_dir, "train"),
+            calibrate_policy(net, open_split(cfg, "train"),
                              cfg["train"]["eval_batch_size"])
         return net
 
@@ -205,7 +204,7 @@ def bench_clips(cfg: dict, test: ClipDataset) -> list[Tensor]:
     """The first ``bench.clips`` test clips at batch 1, in the bench's memory format."""
     n = min(cfg["bench"]["clips"], len(test))
     fmt = torch.channels_last_3d if cfg["bench"]["channels_last"] else torch.contiguous_format
-    return [to_input(test.clips[i: i + 1]).contiguous(memory_format=fmt) for i in range(n)]
+    return [test.inputs(slice(i, i + 1)).contiguous(memory_format=fmt) for i in range(n)]
 
 
 def _prepared(net: nn.Module, cfg: dict, clip_shape: tuple[int, ...] | None = None,
@@ -295,7 +294,7 @@ def evaluate(cfg: dict, model_name: str, method: str, point: int) -> Path:
     device = runtime.setup(cfg)
     torch.use_deterministic_algorithms(False)   # index ops of the timed paths
     paths = Paths(cfg)
-    test = ClipDataset(paths.data_dir, "test")
+    test = open_split(cfg, "test")
     net = load(cfg, model_name, method, point, test.num_classes).to(device)
     data = _decisions(net, method, test, cfg["train"]["eval_batch_size"], device)
     net.to("cpu")

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from dance import runtime
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import ClipDataset, open_split
 from dance.evaluate.classify import predict
 from dance.measure.profile import cost_tables
 from dance.paths import Paths
@@ -43,7 +43,7 @@ def evaluate_dense(cfg: dict, model_name: str) -> Path:
     """The dense baseline's record (reference row of every comparison)."""
     from dance.train.stage import load_trained
 
-    test = ClipDataset(Paths(cfg).data_dir, "test")
+    test = open_split(cfg, "test")
     net = load_trained(cfg, model_name, "baseline", test.num_classes)
     return evaluate_static(cfg, model_name, "dense", "dense", net, test, variant="dense",
                            notes="dense baseline checkpoint, no pruning")
@@ -51,7 +51,7 @@ def evaluate_dense(cfg: dict, model_name: str) -> Path:
 
 def evaluate_l1(cfg: dict, model_name: str, level: str) -> Path:
     """Record of a fine-tuned L1-pruned net (one static operating point)."""
-    test = ClipDataset(Paths(cfg).data_dir, "test")
+    test = open_split(cfg, "test")
     net = l1.load_l1(cfg, model_name, level, test.num_classes)
     sec = cfg["sota"]["l1"]
     return evaluate_static(

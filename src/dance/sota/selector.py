@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from dance import config as config_mod
+from dance.data.dataset import open_split
 from dance.errors import ConfigError
 from dance.io import write_csv
 from dance.measure import memory
@@ -185,14 +186,13 @@ def _split_val(n: int, share: float) -> tuple[Tensor, Tensor]:
 def train_selector(cfg: dict, model_name: str) -> Path:
     """Train the head of `model_name` (module docstring); resumable; returns the checkpoint."""
     from dance import runtime
-    from dance.data.dataset import ClipDataset
     from dance.sota.l1 import load_l1
     from dance.train.loop import Schedule, fit, write_history
 
     device = runtime.setup(cfg)
     paths = Paths(cfg)
     sel = cfg["sota"]["selector"]
-    val = ClipDataset(paths.data_dir, "val")
+    val = open_split(cfg, "val")
     agg = load_l1(cfg, model_name, "aggressive", val.num_classes)
     run = trunk_pass(agg, model_name, val, cfg["train"]["eval_batch_size"], device)
     target = (run["logits"].argmax(1) == val.labels).long()
@@ -247,7 +247,6 @@ def route(thresholds: Sequence[float], confidence: np.ndarray, agg_ok: np.ndarra
 def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
     """One record per operating point (module docstring), from one pass of each net."""
     from dance import runtime
-    from dance.data.dataset import ClipDataset
     from dance.measure.profile import cost_tables
     from dance.sota.bench import bench_latency, l1_variant
     from dance.sota.l1 import load_l1
@@ -255,7 +254,7 @@ def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
 
     device = runtime.setup(cfg)
     paths = Paths(cfg)
-    test = ClipDataset(paths.data_dir, "test")
+    test = open_split(cfg, "test")
     bs = cfg["train"]["eval_batch_size"]
     bpe = cfg["energy"]["bytes_per_element"]
     agg_net = load_l1(cfg, model_name, "aggressive", test.num_classes)

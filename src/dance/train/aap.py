@@ -40,7 +40,7 @@ from dance import runtime
 from dance.aap.controller import Controller, first_layer_stats
 from dance.aap.model import AAPNet
 from dance.aap.points import trained_points  # noqa: F401  (re-exported: its old home)
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
 from dance.paths import Paths
 from dance.train import checkpoint
@@ -258,8 +258,8 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     paths = Paths(cfg)
     a = cfg["aap"]
     other = "val" if a["train_split"] == "train" else "train"
-    train_set = ClipDataset(paths.data_dir, a["train_split"])
-    val_set = ClipDataset(paths.data_dir, other)
+    train_set = open_split(cfg, a["train_split"])
+    val_set = open_split(cfg, other)
     gen = torch.Generator().manual_seed(cfg["seed"])
     for ds, n in ((train_set, a["train_clips"]), (val_set, a["val_clips"])):
         if n and n < len(ds):

@@ -10,7 +10,7 @@ import torch
 
 from dance import config as config_mod
 from dance import runtime
-from dance.data.dataset import ClipDataset
+from dance.data.dataset import open_split
 from dance.paths import Paths
 from dance.train import checkpoint
 from dance.train.loop import LossFn, Schedule, fit, write_history
@@ -108,8 +108,8 @@ def train_stage(cfg: dict, model_name: str, stage: str, sched: Schedule, *,
     """
     device = runtime.setup(cfg)
     paths = Paths(cfg)
-    train_set = ClipDataset(paths.data_dir, "train")
-    val_set = ClipDataset(paths.data_dir, "val")
+    train_set = open_split(cfg, "train")
+    val_set = open_split(cfg, "val")
     model = init(train_set.num_classes)
     meta = model_meta(cfg, model_name, stage, train_set.num_classes)
     history = fit(model, train_set, val_set, sched, seed=cfg["seed"], device=device,
