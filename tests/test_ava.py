@@ -187,6 +187,11 @@ def test_a_per_model_override_changes_only_that_models_baseline():
     assert train_section(b, "r3d18")["lr"] == 1e-4
     assert train_section(b, "c3d")["lr"] == a["train"]["lr"]
     assert "per_model" not in train_section(b, "r3d18")
+    # and the baseline really trains with it
+    from dance.train.baseline import baseline_schedule
+
+    assert baseline_schedule(b, "r3d18").lr == 1e-4
+    assert baseline_schedule(b, "c3d").lr == a["train"]["lr"]
 
 # --- training end to end ----------------------------------------------------------------------
 

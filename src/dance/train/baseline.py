@@ -10,12 +10,17 @@ from dance.train.loop import Schedule
 from dance.train.stage import build, train_section, train_stage
 
 
+def baseline_schedule(cfg: dict, model_name: str) -> Schedule:
+    """The baseline's schedule for `model_name` (``train`` with its ``per_model`` entry)."""
+    return Schedule.from_config({**train_section(cfg, model_name),
+                                 "progress": cfg["train"]["progress"]})
+
+
 def train_baseline(cfg: dict, model_name: str) -> Path:
     """Train `model_name` on the configured data set; resumable; returns the checkpoint."""
     def init(num_classes: int) -> torch.nn.Module:
         torch.manual_seed(cfg["seed"])  # initial weights
         return build(cfg, model_name, num_classes)
 
-    schedule = Schedule.from_config({**train_section(cfg, model_name),
-                                     "progress": cfg["train"]["progress"]})
-    return train_stage(cfg, model_name, "baseline", schedule, init=init)
+    return train_stage(cfg, model_name, "baseline", baseline_schedule(cfg, model_name),
+                       init=init)

@@ -47,7 +47,8 @@ def _section(cfg: dict, dotted: str):
 
 def train_section(cfg: dict, model_name: str | None = None) -> dict:
     """``cfg["train"]`` as it applies to `model_name`: its ``per_model`` entry (keys not
-    null) merged in, without the ``per_model`` table and the progress switch (neither changes the weights)."""
+    null) merged in; without the ``per_model`` table and the progress switch, since neither
+    changes the weights."""
     train = {k: v for k, v in cfg["train"].items() if k not in ("progress", "per_model")}
     if model_name is not None:
         override = cfg["train"].get("per_model", {}).get(model_name, {})
