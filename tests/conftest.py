@@ -77,13 +77,22 @@ def tiny(tmp_path: Path) -> dict:
 
 # --- the smoke workflow, run once per test session -------------------------------------------
 
-# Files that hold measured time (host latency, speed-ups, energy windows): two runs differ in
-# them by nature, so the determinism and Slurm tests leave them out (README "Reproducibility").
-MEASURED_FILES = ("bench_*.csv", "bench_*.json", "dance_summary.md")
-# Tables that mix model numbers with measured ones: compared without the measured columns.
-MEASURED_COLUMNS = {"dance_summary.csv": {"speedup_measured", "realised_over_ideal",
-                                          "median_ms", "dense_median_ms", "speedup_status",
-                                          "meets_targets"}}
+# Measured time (host latency, speed-ups, power, export time, the run's date) differs between
+# two runs by nature, so the determinism and Slurm tests leave it out, by name, and compare
+# everything else byte for byte (README "Reproducibility"). Files that hold only measured time:
+MEASURED_FILES = ("bench_*.csv", "bench_*.json", "f9_devices.csv")
+# JSON keys (at any depth) and CSV columns that hold measured time or follow from it:
+MEASURED_FIELDS = frozenset({
+    "median_ms", "dense_median_ms", "speedup", "latency_ms", "speedup_measured",
+    "realised_over_ideal", "speedup_status", "meets_targets",          # host latency
+    "latency_median_ms", "latency_iqr_ms", "speedup_vs_dense", "avg_power_w",
+    "idle_power_w", "energy_j_per_clip", "energy_efficiency_clips_per_j",  # devices.csv
+    "export_seconds",                                                     # onnx_export.json
+})
+# Fields that are not time but record when the run happened: {file name: keys}.
+RUN_FIELDS = {"provenance.json": {"run"}}
+# Rows that are measured time as a whole: {file name: (column, values)}.
+MEASURED_ROWS = {"claims.csv": ("claim_id", {"speedup_host"})}
 
 
 def smoke_args(root: Path) -> list[str]:
@@ -99,10 +108,19 @@ def run_smoke(root: Path, *extra: str, timeout: float = 3600) -> subprocess.Comp
 
 def comparable_outputs(root: Path) -> dict[str, bytes]:
     """Every metric, table and claim file (CSV, JSON, Markdown) a run wrote under results/
-    and figures/, by relative path, without the measured-time files and columns."""
+    and figures/, by relative path, without measured time (see MEASURED_FIELDS). A Markdown
+    table with a CSV beside it is the same data rendered, and is compared through the CSV."""
     import csv
     import fnmatch
     import io
+    import json
+
+    def strip(value, drop):
+        if isinstance(value, dict):
+            return {k: strip(v, drop) for k, v in value.items() if k not in drop}
+        if isinstance(value, list):
+            return [strip(v, drop) for v in value]
+        return value
 
     out = {}
     for kind in ("results", "figures"):
@@ -110,10 +128,17 @@ def comparable_outputs(root: Path) -> dict[str, bytes]:
             if path.suffix not in (".csv", ".json", ".md") or any(
                     fnmatch.fnmatch(path.name, pat) for pat in MEASURED_FILES):
                 continue
+            if path.suffix == ".md" and path.with_suffix(".csv").exists():
+                continue
             data = path.read_bytes()
-            if path.name in MEASURED_COLUMNS:
+            drop = MEASURED_FIELDS | RUN_FIELDS.get(path.name, set())
+            if path.suffix == ".json":
+                data = json.dumps(strip(json.loads(data), drop), sort_keys=True).encode()
+            elif path.suffix == ".csv" and data.strip():
                 rows = list(csv.DictReader(io.StringIO(data.decode())))
-                keep = [c for c in rows[0] if c not in MEASURED_COLUMNS[path.name]] if rows else []
+                column, values = MEASURED_ROWS.get(path.name, (None, set()))
+                rows = [r for r in rows if r.get(column) not in values]
+                keep = [c for c in rows[0] if c not in drop] if rows else []
                 data = "\n".join(",".join(r[c] for c in keep) for r in rows).encode()
             out[path.relative_to(root).as_posix()] = data
     return out

@@ -135,11 +135,39 @@ def test_tables_and_figures_rebuild_from_the_results_folder_alone(smoke, tmp_pat
 @pytest.mark.slow
 def test_two_runs_from_scratch_give_identical_metrics_and_tables(smoke_run, tmp_path):
     """Same config, same machine: byte-identical metrics, tables and claims (measured
-    latencies excepted: conftest.MEASURED_FILES / MEASURED_COLUMNS)."""
+    time excepted: conftest.MEASURED_FILES / MEASURED_FIELDS)."""
     proc = run_smoke(tmp_path, "--cores", "2")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(comparable_outputs(tmp_path)) > 20
     assert_same_outputs(smoke_run, tmp_path)
+
+
+def _write_run(root: Path, top1: float, median_ms: float, date: str) -> None:
+    sota = root / "results/metrics/c3d/sota"
+    sota.mkdir(parents=True)
+    (sota / "l1_mild.json").write_text(json.dumps(
+        {"top1": top1, "latency": {"median_ms": median_ms, "speedup": 10 / median_ms}}))
+    (root / "results/provenance.json").write_text(json.dumps(
+        {"reproducible": {"commit": "abc"}, "run": {"date": date}}))
+    (root / "results/claims.csv").write_text(
+        "claim_id,measured_value\naccuracy_impact,-0.5\n"
+        f"speedup_host,{10 / median_ms}\n")
+    (root / "results/comparison.csv").write_text(
+        f"method,top1,latency_ms\nl1,{top1},{median_ms}\n")
+    (root / "results/comparison.md").write_text(f"| l1 | {top1} | {median_ms} |\n")
+    (root / "figures").mkdir()
+
+
+def test_run_comparison_ignores_measured_time_and_nothing_else(tmp_path):
+    """Two runs that differ only in timings and date compare equal; a different top-1
+    anywhere does not."""
+    _write_run(tmp_path / "a", 0.75, 7.0, "2026-01-01")
+    _write_run(tmp_path / "b", 0.75, 9.5, "2026-01-02")
+    _write_run(tmp_path / "c", 0.70, 7.0, "2026-01-01")
+    assert_same_outputs(tmp_path / "a", tmp_path / "b")
+    differ = r"\[.results/comparison\.csv., .results/metrics/c3d/sota/l1_mild\.json.\]"
+    with pytest.raises(AssertionError, match=differ):
+        assert_same_outputs(tmp_path / "a", tmp_path / "c")
 
 
 def test_snakemake_lint_reports_nothing(tmp_path):
