@@ -13,6 +13,15 @@ class Paths:
         self.work = Path(cfg["work_dir"])
         self.dataset_name = cfg["dataset"]["name"]
 
+    def recorded(self, path: Path) -> str:
+        """How an output names another file: relative to results_dir, so that the name is
+        the same wherever the results were written or moved (determinism, committed
+        results)."""
+        try:
+            return Path(path).relative_to(self.results).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
     # data ---------------------------------------------------------------------------
     @property
     def data_dir(self) -> Path:

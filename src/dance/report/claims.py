@@ -211,10 +211,9 @@ def claims_rows(cfg: dict) -> list[dict[str, Any]]:
     paths = Paths(cfg)
     rows = [*_device_claims(cfg, paths), *_efficiency_claims(cfg, paths),
             *_dance_claims(cfg, paths), *_variance_claims(cfg, paths)]
-    results = str(paths.results)
-    for r in rows:   # evidence relative to results_dir, so the file moves with the results
-        if r["evidence"].startswith(results):
-            r["evidence"] = r["evidence"][len(results):].lstrip("/")
+    for r in rows:
+        if r["evidence"]:
+            r["evidence"] = paths.recorded(r["evidence"])
     return rows
 
 

@@ -42,19 +42,21 @@ def bench_variants(cfg: dict) -> list[str]:
 
 def bench_latency(cfg: dict, model_name: str, variant: str) -> dict[str, Any]:
     """Latency entry of a record from ``Paths.sota_bench`` (or the reason it is absent)."""
-    path = Paths(cfg).sota_bench(model_name)
+    paths = Paths(cfg)
+    path = paths.sota_bench(model_name)
+    name = paths.recorded(path)
     if not path.exists():
-        return {"reason": f"not benched ({path} missing)"}
+        return {"reason": f"not benched ({name} missing)"}
     with open(path, newline="") as fh:
         rows = {r["variant"]: r for r in csv.DictReader(fh)}
     row, dense = rows.get(variant), rows.get("dense")
     if row is None or dense is None:
-        return {"reason": f"variant {variant!r} not in {path}"}
+        return {"reason": f"variant {variant!r} not in {name}"}
     speed = row["speedup_vs_dense"]
     if speed in (None, ""):
-        return {"reason": f"{path}: {row['speedup_status']}"}
+        return {"reason": f"{name}: {row['speedup_status']}"}
     return {"median_ms": float(row["median_ms"]), "dense_median_ms": float(dense["median_ms"]),
-            "speedup": float(speed), "threads": int(row["threads"]), "bench": str(path)}
+            "speedup": float(speed), "threads": int(row["threads"]), "bench": name}
 
 
 def timed_network(cfg: dict, net: nn.Module) -> nn.Module:
