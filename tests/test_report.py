@@ -378,3 +378,23 @@ def test_palettes_are_seaborns():
 
     for name, colours in style.PALETTES.items():
         assert sns.color_palette(name).as_hex() == colours, name
+
+
+@pytest.mark.skipif(not _committed_reference(), reason="needs the committed reference results")
+def test_f6_shows_each_dance_variant_once_with_its_own_style(tmp_path):
+    """comparison.csv repeats DANCE's ablations as "dance-<variant>": F6 drew them twice,
+    and the 13 series wrapped around the 10 colours and markers (DANCE looked like
+    frame skipping)."""
+    from dance import config as config_mod
+    from dance.report import style
+    from dance.report.figures.tradeoff import tradeoff_rows
+
+    cfg = config_mod.load(REPO / "workflow/config/default.yaml",
+                          {"results_dir": str(REPO / "results"),
+                           "figures_dir": str(tmp_path / "figures")})
+    frame = tradeoff_rows(cfg)
+    methods = list(dict.fromkeys(frame["method"]))
+    assert not [m for m in methods if m.lower().startswith("dance-")]
+    assert frame.groupby(["model", "method", "operating_point"]).size().max() == 1
+    colours, marks = style.color_map(cfg, methods), style.marker_map(methods)
+    assert len({(colours[m], marks[m]) for m in methods}) == len(methods)

@@ -42,7 +42,9 @@ def tradeoff_rows(cfg: dict) -> pd.DataFrame:
                                       int(pick["operating_point"]) == int(r["operating_point"]))})
     comparison = data.optional_csv(paths.comparison, data.COMPARISON_COLUMNS)
     if comparison is not None:
-        others = comparison[~comparison["method"].str.lower().isin(["dance", "dense"])]
+        # DANCE and its ablations ("dance-<variant>") come from the summary above
+        method = comparison["method"].str.lower()
+        others = comparison[~(method.str.startswith("dance") | (method == "dense"))]
         for _, r in others.iterrows():
             rows.append({"model": r["model"], "method": r["method"],
                          "operating_point": str(r["operating_point"]), "top1": r["top1"],
