@@ -87,10 +87,13 @@ MEASURED_FIELDS = frozenset({
     "realised_over_ideal", "speedup_status", "meets_targets",          # host latency
     "latency_median_ms", "latency_iqr_ms", "speedup_vs_dense", "avg_power_w",
     "idle_power_w", "energy_j_per_clip", "energy_efficiency_clips_per_j",  # devices.csv
+    "iqr_ms", "dense_iqr_ms", "load_average_1m",                        # their spread, load
     "export_seconds",                                                     # onnx_export.json
 })
-# Fields that are not time but record when the run happened: {file name: keys}.
-RUN_FIELDS = {"provenance.json": {"run"}}
+# Fields that are not time but record when and where the run happened (the tests run into
+# different folders; the config fingerprint covers those folders): {file name: keys}.
+RUN_FIELDS = {"provenance.json": {"run", "results_dir", "figures_dir", "work_dir",
+                                  "config_fingerprint"}}
 # Rows that are measured time as a whole: {file name: (column, values)}.
 MEASURED_ROWS = {"claims.csv": ("claim_id", {"speedup_host"})}
 
