@@ -108,6 +108,20 @@ def test_numpy_decisions_match_the_batched_rule():
 # --- pruned execution == masked reference, without dropped work ---------------------------
 
 
+@pytest.fixture
+def fed(monkeypatch) -> list[tuple[int, ...]]:
+    """Input shapes of every conv the pruned path runs (a spy on its `conv3d`)."""
+    shapes: list[tuple[int, ...]] = []
+    real = execute.conv3d
+
+    def spy(x, *args, **kwargs):
+        shapes.append(tuple(x.shape))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "conv3d", spy)
+    return shapes
+
+
 @pytest.mark.parametrize("mode", ["compact", "taps"])
 def test_single_conv_equals_masked_for_every_frame_subset(mode):
     torch.manual_seed(0)
@@ -131,6 +145,43 @@ def test_single_conv_equals_masked_for_every_frame_subset(mode):
                     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
+def _blob(h: int, w: int, r0: int, r1: int, c0: int, c1: int, gen) -> torch.Tensor:
+    """Feature mask keeping a random subset of the box [r0:r1, c0:c1] (its corners kept)."""
+    m = torch.zeros(h, w)
+    m[r0:r1, c0:c1] = (torch.rand(r1 - r0, c1 - c0, generator=gen) < 0.6).float()
+    m[r0, c0] = m[r1 - 1, c1 - 1] = 1.0
+    return m
+
+
+@pytest.mark.parametrize("mode", ["compact", "taps"])
+def test_feature_window_equals_masked_and_convolves_only_the_window(mode, fed):
+    """A compact feature blob: the conv runs over the blob's window only (the outputs that
+    read the blob, and the inputs they read) and the output, bias outside the
+    window included, equals the masked reference, at every border and stride."""
+    gen = torch.Generator().manual_seed(0)
+    cases = [((3, 3, 3), (1, 1, 1), (1, 1, 1)), ((3, 3, 3), (2, 2, 2), (1, 1, 1)),
+             ((1, 3, 3), (1, 1, 1), (0, 1, 1)), ((1, 1, 1), (1, 2, 2), (0, 0, 0)),
+             ((3, 5, 5), (1, 2, 2), (1, 2, 2))]
+    boxes = [(0, 3, 0, 4), (5, 9, 4, 8), (13, 16, 12, 16), (6, 7, 0, 16)]
+    for k, s, p in cases:
+        conv = nn.Conv3d(4, 3, k, s, p, bias=True)
+        plan = PrunedConv(conv, frame_exec=mode)
+        x = torch.rand(1, 4, 6, 16, 16, generator=gen)
+        for box in boxes:
+            fe = _blob(16, 16, *box, gen)
+            for kept in ([0, 1, 2, 3, 4, 5], [1, 2, 4]):
+                fm = torch.zeros(6)
+                fm[kept] = 1
+                ref = conv(x * fm.view(1, 1, 6, 1, 1) * fe)
+                fed.clear()
+                out, _ = plan(x, decision=(None if len(kept) == 6 else kept, None, fe))
+                torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+                # outputs: the blob grown by the kernel's reach; inputs: what they read
+                rows = box[1] - box[0] + 2 * (k[1] - 1)
+                cols = box[3] - box[2] + 2 * (k[2] - 1)
+                assert all(f[3] <= rows and f[4] <= cols for f in fed), (k, s, box, fed)
+
+
 def _big_logits(model: nn.Module) -> nn.Module:
     """Random-init linear layers are N(0, 0.01): re-draw them (Kaiming) so that logits are
     O(1) and a wrong pruned path shows up in them."""
@@ -141,7 +192,9 @@ def _big_logits(model: nn.Module) -> nn.Module:
     return model
 
 
-def _random_masks(net: AAPNet, gen: torch.Generator, batch: int = 1):
+def _random_masks(net: AAPNet, gen: torch.Generator, batch: int = 1, blob: bool = False):
+    """Random keep masks per layer; with `blob`, features kept only in a random box (the
+    learned masks' shape, which the pruned path convolves as a window)."""
     masks = {}
     for name, (c, t, h, w) in zip(net.names, net.macs["in_shapes"], strict=True):
         fr = torch.rand(batch, t, generator=gen) < 0.7
@@ -153,6 +206,10 @@ def _random_masks(net: AAPNet, gen: torch.Generator, batch: int = 1):
         ch[:, 0] = True
         fe = torch.rand(batch, h, w, generator=gen) < 0.8
         fe[:, 0, 0] = True
+        if blob and h >= 8:
+            r0, c0 = (int(v) for v in torch.randint(0, h // 2, (2,), generator=gen))
+            fe = torch.stack([_blob(h, w, r0, r0 + h // 2, c0, c0 + w // 2, gen).bool()
+                              for _ in range(batch)])
         masks[name] = (fr, ch, fe)
     return masks
 
@@ -172,8 +229,8 @@ def test_pruned_network_equals_masked_network(name, prepared):
         pruned = AAPNet(copy.deepcopy(model), None, eval_mode="pruned", frame_exec=mode)
         for net in (ref, pruned):
             net.state.fixed_tau = torch.zeros(len(net.names), 3)
-        for _ in range(3):
-            masks = _random_masks(ref, gen)
+        for i in range(4):
+            masks = _random_masks(ref, gen, blob=i >= 2)
             ref.state.forced = pruned.state.forced = masks
             x = torch.randn(1, 3, 8, 32, 32, generator=gen)
             with torch.no_grad():
@@ -191,20 +248,12 @@ def test_pruned_network_equals_masked_network(name, prepared):
         assert float((b - a).abs().max()) <= 1e-4 * float(a.abs().max())
 
 
-def test_pruned_path_feeds_no_dropped_frame_or_channel_to_a_conv(monkeypatch):
+def test_pruned_path_feeds_no_dropped_frame_or_channel_to_a_conv(fed):
     """Spy on every conv of the pruned path: in `taps` mode each conv reads exactly the kept
     frames × kept channels (no zero data); in `compact` mode only kept channels and at most
     kT − 1 zero frames per gap of dropped frames."""
     torch.manual_seed(0)
     model = use_fast_convs(build_model("c3d", 5, width=0.125, frames=8, size=32).eval())
-    fed: list[tuple[int, ...]] = []
-    real = execute.conv3d
-
-    def spy(x, *args, **kwargs):
-        fed.append(tuple(x.shape))
-        return real(x, *args, **kwargs)
-
-    monkeypatch.setattr(execute, "conv3d", spy)
     gen = torch.Generator().manual_seed(0)
     for mode in ("taps", "compact"):
         net = AAPNet(copy.deepcopy(model), None, eval_mode="pruned", frame_exec=mode)
@@ -353,6 +402,24 @@ def test_training_lowers_macs_as_the_budget_weight_rises(tiny_baseline):
         ev = json.loads(evaluate_aap(cfg, "c3d", "no_ava", point).read_text())
         ratios.append(ev["macs"]["ratio_mean"])
     assert ratios[1] < ratios[0] - 0.05, ratios
+
+
+def test_target_budget_pulls_the_mac_ratio_back_up_from_below():
+    """budget=target is two-sided: below the budget its gradient raises the MAC ratio (the
+    hinge, `ceiling`, left a controller that overshot at 0.6 of the MACs for budget 0.8)."""
+    from dance.errors import ConfigError
+    from dance.train.aap import budget_term
+
+    for ratio0, sign in ((0.6, -1.0), (0.9, 1.0)):
+        ratio = torch.tensor(ratio0, requires_grad=True)
+        budget_term("target", ratio, 0.8, 20.0).backward()
+        assert float(ratio.grad) == pytest.approx(sign * 20.0)
+    below = torch.tensor(0.6, requires_grad=True)
+    term = budget_term("ceiling", below, 0.8, 20.0)
+    assert float(term) == 0.0
+    assert float(budget_term("weight", torch.tensor(0.5), 2.0, 20.0)) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="aap.budget"):
+        budget_term("hinge", below, 0.8, 20.0)
 
 
 def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):

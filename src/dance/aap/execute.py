@@ -20,10 +20,14 @@ there without computing on dropped frames or channels:
   (no tap whose result would be thrown away is computed, apart from the few that fall off the
   clip's ends). Output frames no kept frame reaches stay 0 (+ bias), as in the reference.
   When no frame is dropped, the plain conv runs on the channel-gathered input.
-* **features** — exact equality needs the dropped spatial positions zeroed, so the gathered
-  input is multiplied by the (H, W) mask; the conv then still runs over those positions.
-  Feature pruning is always counted in the MAC/energy models (:mod:`dance.measure.macs`),
-  but on this CPU it removes little time (docs/method.md, "AAP", has the measurements).
+* **features** — the dropped spatial positions are zeroed (exactness), and the conv runs
+  only over the *window* of outputs that read a kept position: the bounding box of the kept
+  features, grown by the kernel's reach (:func:`crop_window`). Every output outside it reads
+  only zeros and holds just the bias, so it is filled, not computed. The learned masks keep
+  one compact blob (the moving actor), so the window is small and the conv's work scales
+  with its area; when the window would cover most of the map (`crop_max`), the whole map is
+  convolved instead. MACs count kept positions only (:mod:`dance.measure.macs`), so the
+  window's area is the realised share and the kept share the ideal one.
 
 Every conv goes through :func:`dance.nn.conv3d`, the function the dense reference uses, so
 dense and pruned runs share one kernel family. The index tensors of the scatter depend only
@@ -52,7 +56,8 @@ class PrunedConv:
     """
 
     def __init__(self, conv: nn.Conv3d, nonneg: bool = False, frame_exec: str = "auto",
-                 tap_cost: float = 2.0, channel_multiple: int = 1) -> None:
+                 tap_cost: float = 2.0, channel_multiple: int = 1,
+                 crop_max: float = 0.7) -> None:
         if conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or conv.padding_mode != "zeros":
             raise ValueError(f"pruned execution needs groups=1, dilation=1, zero padding: {conv}")
         if isinstance(conv.padding, str):
@@ -65,6 +70,7 @@ class PrunedConv:
         self.frame_exec = frame_exec
         self.channel_multiple = int(channel_multiple)
         self.tap_cost = float(tap_cost)
+        self.crop_max = float(crop_max)
         self.weight = w
         self.bias = None if b is None else b.detach().contiguous()
         self.cout, self.cin, self.kt, self.kh, self.kw = w.shape
@@ -273,18 +279,23 @@ class PrunedConv:
             keep = _keep(fe.numpy().reshape(-1), tau_fe)
             if not keep.all():
                 features = torch.from_numpy(keep.reshape(h, w).astype(np.float32))
-        if features is not None:     # in place unless the part is still a view of `x`
+        window = None if features is None else self._window(features, h, w)
+        if window is not None:       # only the window's input rows/columns, dropped ones zeroed
+            parts = [_crop(part, features, window) for part in parts]
+        elif features is not None:   # in place unless the part is still a view of `x`
             parts = [part * features if part.data_ptr() == x.data_ptr() else part.mul_(features)
                      for part in parts]
         decision = (frames, channels, features)
+        t_out = self.out_frames(t)
+        ho, wo = self._out_hw(h, w) if window is None else window.out_size
         if plan is None:
             wt = self.weight if channels is None else self.weight.index_select(1, channels)
-            y = conv3d(parts[0].unsqueeze(0), wt, self.bias, self.stride, self.padding)
+            padding = self.padding if window is None else (self.padding[0], 0, 0)
+            y = conv3d(parts[0].unsqueeze(0), wt, self.bias, self.stride, padding)
             if compact is None or compact[3] is None:
-                return y, decision
+                return self._embed(y, window, h, w), decision
             _, _, src, tgt, _, unreached = compact
             y = y[0].flatten(2)                                  # [Cout, T_c_out, H'W']
-            t_out = self.out_frames(t)
             out = y.new_empty(self.cout, t_out, y.shape[2])
             out.index_copy_(1, tgt, y if src is None else y.index_select(1, src))
             if unreached is not None:                            # frames no kept frame reaches
@@ -293,21 +304,100 @@ class PrunedConv:
                 else:
                     out.index_copy_(1, unreached, self.bias.view(-1, 1, 1).expand(
                         self.cout, len(unreached), y.shape[2]))
-            return out.view(1, self.cout, t_out, *self._out_hw(h, w)), decision
-        t_out = self.out_frames(t)
-        ho, wo = self._out_hw(h, w)
+            return self._embed(out.view(1, self.cout, t_out, ho, wo), window, h, w), decision
+        padding2d = self.padding2d if window is None else (0, 0, 0)
         outs = []
         for part, (fr, stacked, nk, src, tgt) in zip(parts, plan, strict=True):
             if tgt is None:     # these frames reach no output frame (e.g. at a clip end)
                 continue
             wr = stacked if channels is None else stacked.index_select(1, channels)
-            y = conv3d(part.unsqueeze(0), wr, None, self.stride2d, self.padding2d)
+            y = conv3d(part.unsqueeze(0), wr, None, self.stride2d, padding2d)
             y = y.view(self.cout, nk * len(fr), ho * wo)
             outs.append((y if src is None else y.index_select(1, src), tgt))
         out = self._fill(x, t_out, ho * wo)
         for y, tgt in outs:
             out.index_add_(1, tgt, y)
-        return out.view(1, self.cout, t_out, ho, wo), decision
+        return self._embed(out.view(1, self.cout, t_out, ho, wo), window, h, w), decision
+
+    def _window(self, features: Tensor, h: int, w: int) -> Window | None:
+        """The output window of feature mask `features` [H,W], or None when convolving the
+        whole map is cheaper (window input area > `crop_max` of the map's)."""
+        win = crop_window(features.cpu().numpy() > 0, (self.kh, self.kw), self.stride[1:],
+                          self.padding[1:])
+        if win is None or win.in_area > self.crop_max * h * w:
+            return None
+        return win
+
+    def _embed(self, y: Tensor, window: Window | None, h: int, w: int) -> Tensor:
+        """Window output `y` [1,Cout,T',h',w'] placed into the full map; every output
+        outside the window reads only zeros, so it holds the bias."""
+        if window is None:
+            return y
+        ho, wo = self._out_hw(h, w)
+        t_out = y.shape[2]
+        full = self._fill(y, t_out, ho * wo).view(1, self.cout, t_out, ho, wo)
+        (r0, r1), (c0, c1) = window.rows, window.cols
+        full[:, :, :, r0:r1 + 1, c0:c1 + 1] = y
+        return full
+
+
+class Window:
+    """Where a conv must run for a feature mask: output rows `rows` and columns `cols`
+    (inclusive ranges), and the input rows/columns they read, `in_rows`/`in_cols` (inclusive,
+    may reach into the zero padding beyond the map)."""
+
+    def __init__(self, rows: tuple[int, int], cols: tuple[int, int],
+                 in_rows: tuple[int, int], in_cols: tuple[int, int]) -> None:
+        self.rows, self.cols, self.in_rows, self.in_cols = rows, cols, in_rows, in_cols
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return self.rows[1] - self.rows[0] + 1, self.cols[1] - self.cols[0] + 1
+
+    @property
+    def in_area(self) -> int:
+        return (self.in_rows[1] - self.in_rows[0] + 1) * (self.in_cols[1] - self.in_cols[0] + 1)
+
+
+def _axis_window(lo: int, hi: int, n: int, k: int, s: int, p: int):
+    """Outputs [o0, o1] of a conv axis (size n, kernel k, stride s, padding p) whose
+    receptive field meets inputs [lo, hi], and the inputs [i0, i1] those outputs read;
+    None when no output reads them."""
+    n_out = (n + 2 * p - k) // s + 1
+    o0 = max(0, -((k - 1 - lo - p) // s))        # ceil((lo + p - k + 1) / s)
+    o1 = min(n_out - 1, (hi + p) // s)
+    if o0 > o1:
+        return None
+    return (o0, o1), (o0 * s - p, o1 * s - p + k - 1)
+
+
+def crop_window(keep, kernel: Sequence[int], stride: Sequence[int],
+                padding: Sequence[int]) -> Window | None:
+    """The :class:`Window` of a bool keep mask `keep` [H,W] (numpy) for a conv with these
+    spatial kernel, stride and padding; None when nothing is kept or no output reads it."""
+    rows = np.flatnonzero(keep.any(1))
+    cols = np.flatnonzero(keep.any(0))
+    if rows.size == 0:
+        return None
+    h, w = keep.shape
+    ax_r = _axis_window(int(rows[0]), int(rows[-1]), h, kernel[0], stride[0], padding[0])
+    ax_c = _axis_window(int(cols[0]), int(cols[-1]), w, kernel[1], stride[1], padding[1])
+    if ax_r is None or ax_c is None:
+        return None
+    return Window(ax_r[0], ax_c[0], ax_r[1], ax_c[1])
+
+
+def _crop(part: Tensor, features: Tensor, window: Window) -> Tensor:
+    """`part` [C,T,H,W] cut to the window's input rows/columns (zero beyond the map), with
+    the dropped features zeroed."""
+    c, t, h, w = part.shape
+    (i0, i1), (j0, j1) = window.in_rows, window.in_cols
+    out = part.new_zeros(c, t, i1 - i0 + 1, j1 - j0 + 1)
+    a, b = max(i0, 0), min(i1, h - 1)
+    e, f = max(j0, 0), min(j1, w - 1)
+    torch.mul(part[:, :, a:b + 1, e:f + 1], features[a:b + 1, e:f + 1],
+              out=out[:, :, a - i0:b - i0 + 1, e - j0:f - j0 + 1])
+    return out
 
 
 def _round_up(s: np.ndarray, keep: np.ndarray, multiple: int) -> np.ndarray:

@@ -5,7 +5,8 @@ speed-up depends on the masks, not on the weights), rewritten like every bench v
 (BatchNorm folded, padding-only taps dropped, convs through :func:`dance.nn.conv3d`), and
 AAP in ``pruned`` mode with *forced* masks: per prunable layer a contiguous run of
 round(f_FR·T) frames at a random start, round(f_CH·C) channels rounded to a multiple of 8
-(random), round(f_FE·HW) random features; layers under `min_layer_share` of the MACs stay
+(random), a square blob of ≈ f_FE·HW features at a random place (:func:`feature_blob`,
+the shape the trained controllers keep); layers under `min_layer_share` of the MACs stay
 dense and layers with fewer than `min_frames` input frames keep all frames (as with the
 default controller). Dense and every keep setting are timed interleaved
 (:func:`dance.measure.latency.time_variants`, batch 1) on random clips; the exact
@@ -50,10 +51,20 @@ def forced_masks(net: AAPNet, frames: float, channels: float, features: float,
                        int(round(channels * c / channel_multiple)) * channel_multiple))
         ch = torch.zeros(1, c, dtype=torch.bool)
         ch[0, torch.randperm(c, generator=gen)[:k]] = True
-        fe = torch.zeros(1, h * w, dtype=torch.bool)
-        fe[0, torch.randperm(h * w, generator=gen)[:max(1, round(features * h * w))]] = True
-        out[name] = (fr, ch, fe.view(1, h, w))
+        out[name] = (fr, ch, feature_blob(h, w, features, gen))
     return out
+
+
+def feature_blob(h: int, w: int, share: float, gen: torch.Generator) -> torch.Tensor:
+    """[1,H,W] mask keeping a square of about `share`·HW features at a random place: the
+    shape trained controllers produce (one compact blob around the moving actor)."""
+    side_h = min(h, max(1, round(h * share ** 0.5)))
+    side_w = min(w, max(1, round(share * h * w / side_h)))
+    r0 = int(torch.randint(0, h - side_h + 1, (1,), generator=gen))
+    c0 = int(torch.randint(0, w - side_w + 1, (1,), generator=gen))
+    fe = torch.zeros(1, h, w, dtype=torch.bool)
+    fe[0, r0:r0 + side_h, c0:c0 + side_w] = True
+    return fe
 
 
 def keep_grid(model_name: str, cases: Sequence[tuple[float, float, float]], width: float = 0.25,

@@ -15,7 +15,10 @@ computed once before training, :class:`TeacherClips`) and the budget term on r =
 the soft masks (per prunable layer: exact dense MACs × mean kept share of frames ×
 channels × features; non-prunable layers at dense cost):
 
-* ``aap.budget = target``: penalty · max(0, r − b) for the point's MAC budget b;
+* ``aap.budget = target``: penalty · |r − b| for the point's MAC budget b (two-sided: with
+  the hinge alone, the first steps' push overshot and nothing pulled back — budget 0.8 ended
+  at 0.6 of the MACs, docs/method.md "AAP");
+* ``aap.budget = ceiling``: penalty · max(0, r − b) (the hinge);
 * ``aap.budget = weight``: β · r for the point's weight β.
 
 The soft-mask temperature anneals geometrically from ``aap.temperature`` to
@@ -73,9 +76,10 @@ def check_point(cfg: dict, point: int) -> float:
         raise ConfigError(f"AAP operating point {point} does not exist: config key 'aap.points' "
                           f"has {len(points)} entries (0..{len(points) - 1})")
     value = float(points[point])
-    if cfg["aap"]["budget"] == "target" and value > 1.0:
-        raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with budget=target "
-                          f"every point is a MAC-ratio budget in (0, 1]")
+    if cfg["aap"]["budget"] != "weight" and value > 1.0:
+        raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with "
+                          f"budget={cfg['aap']['budget']} every point is a MAC-ratio budget "
+                          f"in (0, 1]")
     return value
 
 
@@ -200,6 +204,20 @@ def teacher_logits(net: AAPNet, dataset: ClipDataset, batch_size: int,
                       for x, _, _ in dataset.batches(batch_size)])
 
 
+BUDGETS = ("target", "ceiling", "weight")
+
+
+def budget_term(kind: str, ratio: Tensor, point: float, penalty: float) -> Tensor:
+    """The MAC term of the loss for expected MAC ratio `ratio` (module docstring)."""
+    if kind == "target":                 # pulled to the budget from either side
+        return penalty * (ratio - point).abs()
+    if kind == "ceiling":
+        return penalty * torch.relu(ratio - point)
+    if kind == "weight":
+        return point * ratio
+    raise ConfigError(f"config key 'aap.budget' is {kind!r}; allowed: {', '.join(BUDGETS)}")
+
+
 def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = None) -> LossFn:
     """CE + kd_weight·KD + budget term (module docstring); logs every term per epoch.
     Teacher logits come from `teacher` (precomputed) or, without it, a no-grad pass."""
@@ -218,10 +236,7 @@ def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = No
         ce = F.cross_entropy(logits, y, label_smoothing=smoothing)
         kd = F.kl_div(F.log_softmax(logits / kd_t, 1), F.log_softmax(target / kd_t, 1),
                       log_target=True, reduction="batchmean") * kd_t ** 2
-        if a["budget"] == "target":
-            budget = a["penalty"] * torch.relu(ratio - point_value)
-        else:
-            budget = point_value * ratio
+        budget = budget_term(a["budget"], ratio, point_value, a["penalty"])
         tau = model.state.tau.detach().mean((0, 1))
         terms = {"ce": float(ce.detach()), "kd": float(kd.detach()),
                  "budget": float(budget.detach()), "macs_ratio_soft": float(ratio.detach()), "temperature": model.state.temperature,
