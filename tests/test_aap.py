@@ -182,6 +182,32 @@ def test_feature_window_equals_masked_and_convolves_only_the_window(mode, fed):
                 assert all(f[3] <= rows and f[4] <= cols for f in fed), (k, s, box, fed)
 
 
+def test_pruned_conv_keeps_channels_last_inputs_in_that_format():
+    """A channels_last_3d clip stays in that format through the window and the unpruned
+    path (mixing formats makes oneDNN reorder per call), with the masked reference's output."""
+    gen = torch.Generator().manual_seed(2)
+    conv = nn.Conv3d(8, 6, 3, 1, 1, bias=True)
+    plan = PrunedConv(conv)
+    x = torch.rand(1, 8, 4, 12, 12, generator=gen).contiguous(memory_format=torch.channels_last_3d)
+    fe = _blob(12, 12, 2, 6, 3, 8, gen)
+    for decision, keeps_format in (((None, None, fe), True), ((None, None, None), True),
+                                   ((None, torch.tensor([0, 2, 5]), fe), False)):
+        ch = torch.zeros(8)
+        ch[decision[1] if decision[1] is not None else slice(None)] = 1
+        ref = conv(x * ch.view(1, 8, 1, 1, 1) * (fe if decision[2] is not None else 1.0))
+        out, _ = plan(x, decision=decision)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+        if keeps_format:
+            assert execute.is_channels_last(out)
+
+
+def test_sum_in_memory_order_equals_sum():
+    a = torch.rand(1, 5, 3, 4, 6).contiguous(memory_format=torch.channels_last_3d)[0]
+    for dims in ((2, 3), (0, 1), (1,), (0, 2, 3)):
+        torch.testing.assert_close(execute.sum_in_memory_order(a, dims), a.sum(dims))
+        torch.testing.assert_close(execute.sum_in_memory_order(a.contiguous(), dims), a.sum(dims))
+
+
 def _big_logits(model: nn.Module) -> nn.Module:
     """Random-init linear layers are N(0, 0.01): re-draw them (Kaiming) so that logits are
     O(1) and a wrong pruned path shows up in them."""
@@ -292,6 +318,19 @@ def test_controller_costs_well_under_one_percent(name):
     assert stats_ops(a1) / net.macs["total"] < 0.01
     stats = first_layer_stats(torch.rand(2, *a1))
     assert stats.shape == (2, ctrl.in_features)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 8, 32, 32), (3, 5, 3, 5, 7)])
+def test_first_layer_stats_are_the_same_in_both_memory_formats(shape):
+    a = torch.rand(*shape, generator=torch.Generator().manual_seed(1)) * 3
+    n, c, t = shape[:3]
+    flat = a.double().reshape(n, c, -1)
+    want = torch.cat([flat.mean(2), flat.std(2, unbiased=False), flat.amax(2),
+                      a.double().mean((1, 3, 4))], 1)
+    for x in (a, a.contiguous(memory_format=torch.channels_last_3d)):
+        got = first_layer_stats(x)
+        assert got.shape == (n, 3 * c + t)
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_batched_effective_macs_equal_the_measurement_layer():

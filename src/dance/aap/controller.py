@@ -33,15 +33,19 @@ from torch import Tensor, nn
 def first_layer_stats(a: Tensor) -> Tensor:
     """[N, 3·C + T]: per-channel mean, std, max over (T,H,W), then per-frame mean.
 
-    Reductions run in the tensor's memory order (a channels_last_3d tensor is reduced as
-    [N,T,H,W,C]; reducing it as [N,C,T,H,W] took 4 ms instead of 0.6 ms at batch 1)."""
+    Reductions run in the tensor's memory order. A channels_last_3d tensor is reduced as
+    [N, T·H·W, C]: reducing it as [N,C,T,H,W] took 4 ms at batch 1, and a one-step max or
+    norm over the T·H·W rows of only C = 16 columns still took 1.8 and 0.5 ms (C3D, 2
+    threads). The max runs in two steps (:func:`_reduce_rows`, 0.05 ms) and the sums of
+    squares are the diagonal of the Gram matrix (one GEMM, 0.14 ms; squaring first took
+    0.35 ms)."""
     n, c, t, h, w = a.shape
     per = t * h * w
     if not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last_3d):
-        p = a.permute(0, 2, 3, 4, 1)                         # [N,T,H,W,C], contiguous
-        s = p.sum((2, 3)).transpose(1, 2)                    # [N,C,T]
-        sq = torch.linalg.vector_norm(p, 2, dim=(1, 2, 3)) ** 2 / per
-        mx = p.amax((1, 2, 3))
+        rows = a.permute(0, 2, 3, 4, 1).reshape(n, per, c)   # contiguous view
+        s = rows.view(n, t, h * w, c).sum(2).transpose(1, 2)  # [N,C,T]
+        sq = torch.bmm(rows.transpose(1, 2), rows).diagonal(dim1=1, dim2=2) / per
+        mx = _reduce_rows(rows, torch.amax)
     else:
         s = a.sum((3, 4))                                    # [N,C,T]
         sq = torch.linalg.vector_norm(a, 2, dim=(2, 3, 4)) ** 2 / per
@@ -50,6 +54,14 @@ def first_layer_stats(a: Tensor) -> Tensor:
     std = (sq - mean * mean).clamp_min(0.0).sqrt()
     frame = s.sum(1) / (c * h * w)
     return torch.cat([mean, std, mx, frame], 1)
+
+
+def _reduce_rows(rows: Tensor, op, block: int = 128) -> Tensor:
+    """``op(rows, 1)`` of rows [N, M, C] (C small, contiguous): first over M/b groups of b
+    rows at once (b·C contiguous columns, which vectorises), then over the b partial rows."""
+    n, m, c = rows.shape
+    b = math.gcd(m, block)
+    return op(op(rows.reshape(n, m // b, b * c), 1).view(n, b, c), 1)
 
 
 class Controller(nn.Module):

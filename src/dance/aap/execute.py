@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from dance.nn.conv import conv3d
 
 FRAME_EXEC = ("auto", "compact", "taps")
+CHANNELS_LAST = torch.channels_last_3d
 
 
 class PrunedConv:
@@ -63,6 +64,9 @@ class PrunedConv:
         if isinstance(conv.padding, str):
             raise ValueError("pruned execution needs numeric padding")
         w = conv.weight.detach().contiguous()
+        # the same weight in channels_last_3d, for inputs in that format (a conv with mixed
+        # formats reorders one of them per call)
+        self.weight_cl = w.contiguous(memory_format=CHANNELS_LAST)
         b = conv.bias
         self.nonneg = nonneg
         if frame_exec not in FRAME_EXEC:
@@ -242,7 +246,7 @@ class PrunedConv:
             frames = channels = features = None
             if tau_fr > 0 or tau_ch > 0:
                 mag = a if self.nonneg else a.abs()
-                ct = mag.sum((2, 3)).numpy()                          # [C,T]
+                ct = sum_in_memory_order(mag, (2, 3)).numpy()         # [C,T]
                 if tau_fr > 0:
                     keep = _keep(ct.sum(0), tau_fr)
                     if not keep.all():
@@ -274,7 +278,7 @@ class PrunedConv:
         if tau_fe > 0:
             fe = None
             for part in parts:
-                s = (part if self.nonneg else part.abs()).sum((0, 1))
+                s = sum_in_memory_order(part if self.nonneg else part.abs(), (0, 1))
                 fe = s if fe is None else fe + s
             keep = _keep(fe.numpy().reshape(-1), tau_fe)
             if not keep.all():
@@ -289,9 +293,13 @@ class PrunedConv:
         t_out = self.out_frames(t)
         ho, wo = self._out_hw(h, w) if window is None else window.out_size
         if plan is None:
-            wt = self.weight if channels is None else self.weight.index_select(1, channels)
+            inp = parts[0].unsqueeze(0)
+            if channels is not None:     # (slicing the standard layout was the fastest)
+                wt = self.weight.index_select(1, channels)
+            else:
+                wt = self.weight_cl if is_channels_last(inp) else self.weight
             padding = self.padding if window is None else (self.padding[0], 0, 0)
-            y = conv3d(parts[0].unsqueeze(0), wt, self.bias, self.stride, padding)
+            y = conv3d(inp, wt, self.bias, self.stride, padding)
             if compact is None or compact[3] is None:
                 return self._embed(y, window, h, w), decision
             _, _, src, tgt, _, unreached = compact
@@ -334,8 +342,12 @@ class PrunedConv:
         if window is None:
             return y
         ho, wo = self._out_hw(h, w)
-        t_out = y.shape[2]
-        full = self._fill(y, t_out, ho * wo).view(1, self.cout, t_out, ho, wo)
+        full = torch.empty(1, self.cout, y.shape[2], ho, wo, dtype=y.dtype, device=y.device,
+                           memory_format=_format(y))
+        if self.bias is None:
+            full.zero_()
+        else:
+            full.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(full))
         (r0, r1), (c0, c1) = window.rows, window.cols
         full[:, :, :, r0:r1 + 1, c0:c1 + 1] = y
         return full
@@ -392,12 +404,35 @@ def _crop(part: Tensor, features: Tensor, window: Window) -> Tensor:
     the dropped features zeroed."""
     c, t, h, w = part.shape
     (i0, i1), (j0, j1) = window.in_rows, window.in_cols
-    out = part.new_zeros(c, t, i1 - i0 + 1, j1 - j0 + 1)
+    out = torch.empty(1, c, t, i1 - i0 + 1, j1 - j0 + 1, dtype=part.dtype, device=part.device,
+                      memory_format=_format(part.unsqueeze(0)))[0].zero_()
     a, b = max(i0, 0), min(i1, h - 1)
     e, f = max(j0, 0), min(j1, w - 1)
     torch.mul(part[:, :, a:b + 1, e:f + 1], features[a:b + 1, e:f + 1],
               out=out[:, :, a - i0:b - i0 + 1, e - j0:f - j0 + 1])
     return out
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """True when 5-d `x` is laid out channels_last_3d (and not also plain contiguous)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST)
+
+
+def _format(x: Tensor) -> torch.memory_format:
+    return CHANNELS_LAST if is_channels_last(x) else torch.contiguous_format
+
+
+def sum_in_memory_order(a: Tensor, dims: Sequence[int]) -> Tensor:
+    """``a.sum(dims)``, reduced over a view whose dimensions follow `a`'s memory order.
+
+    A channels_last site input [C,T,H,W] summed over (H,W) as laid out took 0.06-0.09 ms at
+    batch 1 vs 0.01-0.02 ms when permuted to [T,H,W,C] first (C3D, 2 threads)."""
+    order = sorted(range(a.dim()), key=lambda d: -a.stride(d))
+    if order == list(range(a.dim())):
+        return a.sum(tuple(dims))
+    kept = [d for d in order if d not in dims]
+    out = a.permute(order).sum(tuple(order.index(d) for d in dims))
+    return out.permute([kept.index(d) for d in sorted(kept)])
 
 
 def _round_up(s: np.ndarray, keep: np.ndarray, multiple: int) -> np.ndarray:
