@@ -11,6 +11,7 @@ import csv
 import json
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -343,8 +344,9 @@ def test_provenance_separates_the_date_from_reproducible_fields(tmp_path):
     if (REPO / ".git").exists():           # a checkout (or worktree): the real commit
         assert re.fullmatch(r"[0-9a-f]{40}", rep["code"]["commit"]), rep["code"]
         assert isinstance(rep["code"]["dirty"], bool)
-        for name in rep["code"]["changed_files"]:
-            assert (REPO / name).exists(), name
+        for name in rep["code"]["changed_files"]:    # repo-relative: on disk, or deleted
+            assert (REPO / name).exists() or subprocess.run(
+                ["git", "cat-file", "-e", f"HEAD:{name}"], cwd=REPO).returncode == 0, name
     # outputs inside the checkout do not make it dirty
     inside = tiny_config(tmp_path, results_dir=str(REPO / "results"))
     assert not any(f.startswith("results/") for f in

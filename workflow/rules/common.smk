@@ -95,8 +95,11 @@ COMPARISON_RECORDS = []
 
 
 def sota_fp(*keys):
-    """Params trigger: the training sections plus the named sota sub-sections."""
-    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train", "ava"),
+    """Params trigger: the training sections, AVA's fine-tuning schedule (the budget every
+    compared method gets; not AVA's loss weights) and the named sota sub-sections."""
+    schedule = {k: config["ava"][k] for k in ("epochs", "lr", "warmup_epochs")}
+    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train"),
+                                     "schedule": schedule,
                                      **{k: config["sota"][k] for k in keys}})
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from dance.sota import record
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, length_costs
 from dance.sota.gating import GatedNet, clip_costs, gating_loss_fn
 from dance.train import checkpoint
+from dance.train.ava import ava_schedule
 from dance.train.loop import Schedule
 from dance.train.stage import load_trained, model_meta, train_stage
 
@@ -68,9 +68,7 @@ def stage_name(method: str, point: int) -> str:
 def schedule(cfg: dict, method: str) -> Schedule:
     """`train`'s schedule with AVA's epochs, warm-up and learning rate (the same fine-tuning
     budget as AVA); ``sota.<method>.lr`` replaces the rate when set."""
-    ava = cfg["ava"]
-    return replace(Schedule.from_config(cfg["train"]), epochs=ava["epochs"],
-                   lr=cfg["sota"][method]["lr"] or ava["lr"], warmup_epochs=ava["warmup_epochs"])
+    return ava_schedule(cfg, cfg["sota"][method]["lr"])
 
 
 def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:

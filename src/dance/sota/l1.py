@@ -24,7 +24,6 @@ training loop's.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -113,9 +112,7 @@ def schedule(cfg: dict):
     """AVA's fine-tuning schedule (same budget), with ``sota.l1.lr`` if set."""
     from dance.train.ava import ava_schedule
 
-    sched = ava_schedule(cfg)
-    lr = cfg["sota"]["l1"]["lr"]
-    return replace(sched, lr=lr) if lr is not None else sched
+    return ava_schedule(cfg, cfg["sota"]["l1"]["lr"])
 
 
 def train_l1(cfg: dict, model_name: str, level: str) -> Path:

@@ -15,11 +15,12 @@ from dance.train.loop import Schedule
 from dance.train.stage import load_trained, train_stage
 
 
-def ava_schedule(cfg: dict) -> Schedule:
-    """`train`'s schedule with the epochs, peak LR and warm-up of the `ava` section."""
+def ava_schedule(cfg: dict, lr: float | None = None) -> Schedule:
+    """`train`'s schedule with the epochs, peak LR and warm-up of the `ava` section: the
+    fine-tuning budget every compared method gets too (`lr` replaces the rate when set)."""
     ava = cfg["ava"]
-    return replace(Schedule.from_config(cfg["train"]), epochs=ava["epochs"], lr=ava["lr"],
-                   warmup_epochs=ava["warmup_epochs"])
+    return replace(Schedule.from_config(cfg["train"]), epochs=ava["epochs"],
+                   lr=ava["lr"] if lr is None else lr, warmup_epochs=ava["warmup_epochs"])
 
 
 def train_ava(cfg: dict, model_name: str) -> Path:
