@@ -207,6 +207,26 @@ def test_device_and_sota_figures_say_not_available_until_their_stage_ran(tmp_pat
         assert pd.read_csv(out[2])["status"].tolist() == ["not available"]
 
 
+@pytest.mark.parametrize("epochs", [1, 4])
+def test_ava_training_figure_ticks_whole_epochs_only(tmp_path, monkeypatch, epochs):
+    from dance.report.figures import ava as ava_figures
+
+    cfg = tiny_config(tmp_path)
+    for model in cfg["models"]:
+        write_csv(Paths(cfg).history(model, "ava"), [
+            {"epoch": e, "L_FR": 0.01 * e, "L_CH": 0.02, "L_FE": 0.03, "sigma2_ava": 0.06,
+             "ce": 0.4, "val_loss": 0.5, "val_top1": 0.8} for e in range(1, epochs + 1)])
+    drawn = []
+    save = ava_figures.style.save
+    monkeypatch.setattr(ava_figures.style, "save",
+                        lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    registry.build(cfg, "F2")
+    for ax in drawn[0].axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def _devices_csv(cfg: dict, dance_ms: float = 5.0) -> None:
     """A devices.csv with the host measured (dense 10 ms, DANCE `dance_ms`) and a Jetson
     that is not attached."""

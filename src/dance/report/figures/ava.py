@@ -62,9 +62,11 @@ def build_f2(cfg: dict, artifact: Artifact) -> list[Path]:
             ax3.grid(False)
             if r == 0:
                 legend_axes.append(ax3)
-    for ax in axes[-1]:
+    first, last = frame["epoch"].min(), frame["epoch"].max()
+    for ax in axes[-1]:             # whole epochs only, also for a one-epoch run
         ax.set_xlabel("AVA epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(first - 0.5, last + 0.5)
     handles, labels = [], []
     for ax in legend_axes:
         h, lab = ax.get_legend_handles_labels()
