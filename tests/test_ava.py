@@ -177,6 +177,16 @@ def test_ava_fingerprint_covers_ava_section_only_for_ava():
 
 
 
+@pytest.mark.parametrize("stage", ["l1_mild", "l1_aggressive", "gating@0", "frame_skip@2"])
+def test_compared_methods_depend_on_avas_schedule_not_its_loss(stage):
+    base = config_mod.validate({})
+    loss = config_mod.validate({"ava": {"lambda": 7.0, "w_fr": 0.3}})
+    rate = config_mod.validate({"ava": {"lr": 1e-3}})
+    # a checkpoint trained before an AVA loss-weight change still loads after it
+    assert fingerprint_for_training(base, stage) == fingerprint_for_training(loss, stage)
+    assert fingerprint_for_training(base, stage) != fingerprint_for_training(rate, stage)
+
+
 def test_a_per_model_override_changes_only_that_models_baseline():
     a = config_mod.validate({})
     b = config_mod.validate({"train": {"per_model": {"r3d18": {"lr": 1e-4}}}})

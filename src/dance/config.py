@@ -167,13 +167,25 @@ def parse_override(text: str) -> dict:
     return node
 
 
+# AVA's fine-tuning schedule: the budget every compared method is trained with too.
+FINETUNE_SCHEDULE = ("ava.epochs", "ava.lr", "ava.warmup_epochs")
+
+
+def lookup(cfg: dict, dotted: str) -> Any:
+    """``cfg["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def fingerprint(cfg: dict, keys: Iterable[str] | None = None) -> str:
-    """Stable short hash of the config (or of some top-level sections of it).
+    """Stable short hash of the config (or of some sections or dotted keys of it).
 
     Checkpoints store it, so a checkpoint made under another config is refused on resume,
     and Snakemake rules use it as a params trigger so that only affected rules re-run.
     """
-    part = cfg if keys is None else {k: cfg.get(k) for k in sorted(keys)}
+    part = cfg if keys is None else {k: lookup(cfg, k) for k in sorted(keys)}
     blob = json.dumps(part, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

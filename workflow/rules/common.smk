@@ -97,9 +97,8 @@ COMPARISON_RECORDS = []
 def sota_fp(*keys):
     """Params trigger: the training sections, AVA's fine-tuning schedule (the budget every
     compared method gets; not AVA's loss weights) and the named sota sub-sections."""
-    schedule = {k: config["ava"][k] for k in ("epochs", "lr", "warmup_epochs")}
-    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train"),
-                                     "schedule": schedule,
+    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train",
+                                                *dance_config.FINETUNE_SCHEDULE),
                                      **{k: config["sota"][k] for k in keys}})
 
 

@@ -20,13 +20,14 @@ from dance.train.loop import LossFn, Schedule, fit, write_history
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "baseline": (),
     "ava": ("ava",),
-    # comparison (dance.sota): fine-tuned with AVA's schedule, so AVA's keys count too
-    "l1_mild": ("ava", "sota.l1"),
-    "l1_aggressive": ("ava", "sota.l1"),
+    # comparison (dance.sota): fine-tuned with AVA's schedule (not its loss), so those keys
+    # count too
+    "l1_mild": ("sota.l1", *config_mod.FINETUNE_SCHEDULE),
+    "l1_aggressive": ("sota.l1", *config_mod.FINETUNE_SCHEDULE),
     # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
     # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
-    "gating": ("sota.gating", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
-    "frame_skip": ("sota.frame_skip", "ava.epochs", "ava.lr", "ava.warmup_epochs"),
+    "gating": ("sota.gating", *config_mod.FINETUNE_SCHEDULE),
+    "frame_skip": ("sota.frame_skip", *config_mod.FINETUNE_SCHEDULE),
 }
 
 
@@ -36,13 +37,6 @@ def stage_sections(stage: str) -> tuple[str, ...]:
     if stage in STAGE_SECTIONS:
         return STAGE_SECTIONS[stage]
     return STAGE_SECTIONS.get(stage.partition("@")[0], ())
-
-
-def _section(cfg: dict, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
 
 
 def train_section(cfg: dict, model_name: str | None = None) -> dict:
@@ -64,7 +58,7 @@ def fingerprint_for_training(cfg: dict, stage: str = "baseline",
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
     for section in stage_sections(stage):
-        part[section] = _section(cfg, section)
+        part[section] = config_mod.lookup(cfg, section)
     return config_mod.fingerprint(part)
 
 
