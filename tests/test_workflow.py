@@ -127,6 +127,17 @@ def test_a_plotting_option_reruns_figures_and_the_provenance_record_only(smoke, 
 
 
 @pytest.mark.slow
+def test_an_ava_loss_weight_reruns_ava_and_dance_but_retrains_no_compared_method(smoke, tmp_path):
+    extra = tmp_path / "ava.yaml"
+    extra.write_text("ava:\n  lambda: 2.5\n")
+    jobs = _dry_run_jobs(smoke, str(extra))
+    assert {"train_ava", "train_aap", "dance_summary"} <= jobs
+    # the compared methods share AVA's fine-tuning schedule, not its loss (their evaluations
+    # may re-run: the comparison bench times DANCE beside them)
+    assert not jobs & {"train_l1", "train_selector", "train_dynamic"}
+
+
+@pytest.mark.slow
 def test_tables_and_figures_rebuild_from_the_results_folder_alone(smoke, tmp_path):
     rebuild_and_compare(smoke / "results", smoke / "figures",
                         REPO / "workflow/config/smoke.yaml", tmp_path)

@@ -170,6 +170,31 @@ def parse_override(text: str) -> dict:
 # AVA's fine-tuning schedule: the budget every compared method is trained with too.
 FINETUNE_SCHEDULE = ("ava.epochs", "ava.lr", "ava.warmup_epochs")
 
+# Config sections, beyond seed/dataset/model/train, whose keys change a stage's weights: they
+# enter its checkpoint's fingerprint (dance.train.stage) and its rule's params trigger
+# (`stage_fp` in workflow/rules/common.smk), so the two cannot disagree.
+# A stage that starts from another stage's checkpoint lists that stage's sections too.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "ava": ("ava",),
+    # comparison (dance.sota): fine-tuned with AVA's schedule (not its loss), so those keys
+    # count too
+    "l1_mild": ("sota.l1", *FINETUNE_SCHEDULE),
+    "l1_aggressive": ("sota.l1", *FINETUNE_SCHEDULE),
+    # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
+    # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
+    "gating": ("sota.gating", *FINETUNE_SCHEDULE),
+    "frame_skip": ("sota.frame_skip", *FINETUNE_SCHEDULE),
+}
+
+
+def stage_sections(stage: str) -> tuple[str, ...]:
+    """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
+    (``sota.gating``) is a sub-section or key."""
+    if stage in STAGE_SECTIONS:
+        return STAGE_SECTIONS[stage]
+    return STAGE_SECTIONS.get(stage.partition("@")[0], ())
+
 
 def lookup(cfg: dict, dotted: str) -> Any:
     """``cfg["a"]["b"]`` for ``"a.b"``; None where a part is missing."""

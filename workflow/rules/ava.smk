@@ -9,7 +9,7 @@ rule train_ava:
         checkpoint=PATHS.checkpoint("{model}", "ava"),
         history=PATHS.history("{model}", "ava"),
     params:
-        fp=fp("seed", "dataset", "model", "train", "ava"),
+        fp=stage_fp("ava"),
     threads: job_threads("train")
     resources:
         **job_resources("train"),

@@ -94,12 +94,11 @@ def aap_fp(wildcards):
 COMPARISON_RECORDS = []
 
 
-def sota_fp(*keys):
-    """Params trigger: the training sections, AVA's fine-tuning schedule (the budget every
-    compared method gets; not AVA's loss weights) and the named sota sub-sections."""
-    return dance_config.fingerprint({"base": fp("seed", "dataset", "model", "train",
-                                                *dance_config.FINETUNE_SCHEDULE),
-                                     **{k: config["sota"][k] for k in keys}})
+def stage_fp(stage, *extra):
+    """Params trigger of a training rule: the keys that change `stage`'s weights, the same
+    list its checkpoint's fingerprint covers (dance.config.STAGE_SECTIONS: a compared
+    method hashes AVA's fine-tuning schedule, not AVA's loss weights), plus `extra` keys."""
+    return fp("seed", "dataset", "model", "train", *dance_config.stage_sections(stage), *extra)
 
 
 def sota_records(model):

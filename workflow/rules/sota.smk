@@ -20,7 +20,7 @@ rule train_l1:
         checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
         history=PATHS.history("{model}", "l1_{level}"),
     params:
-        fp=sota_fp("l1"),
+        fp=lambda w: stage_fp(f"l1_{w.level}"),
     threads: job_threads("train")
     resources:
         **job_resources("train"),
@@ -40,7 +40,7 @@ rule train_selector:
         checkpoint=PATHS.sota_checkpoint("{model}", "selector"),
         history=PATHS.sota_history("{model}", "selector"),
     params:
-        fp=sota_fp("l1", "selector"),
+        fp=stage_fp("l1_aggressive", "sota.selector"),
     threads: job_threads("train")
     resources:
         **job_resources("train"),

@@ -17,7 +17,7 @@ rule train_dynamic:
         checkpoint=PATHS.checkpoint("{model}", "{dmethod}@{point}"),
         history=PATHS.history("{model}", "{dmethod}@{point}"),
     params:
-        fp=lambda w: fp("seed", "dataset", "model", "train", "ava", "sota"),
+        fp=lambda w: stage_fp(w.dmethod),
     threads: job_threads("train")
     resources:
         **job_resources("train"),

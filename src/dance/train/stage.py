@@ -15,29 +15,6 @@ from dance.paths import Paths
 from dance.train import checkpoint
 from dance.train.loop import LossFn, Schedule, fit, write_history
 
-# Config sections, beyond seed/dataset/model/train, whose keys change a stage's weights.
-# A stage that starts from another stage's checkpoint lists that stage's sections too.
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "baseline": (),
-    "ava": ("ava",),
-    # comparison (dance.sota): fine-tuned with AVA's schedule (not its loss), so those keys
-    # count too
-    "l1_mild": ("sota.l1", *config_mod.FINETUNE_SCHEDULE),
-    "l1_aggressive": ("sota.l1", *config_mod.FINETUNE_SCHEDULE),
-    # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
-    # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
-    "gating": ("sota.gating", *config_mod.FINETUNE_SCHEDULE),
-    "frame_skip": ("sota.frame_skip", *config_mod.FINETUNE_SCHEDULE),
-}
-
-
-def stage_sections(stage: str) -> tuple[str, ...]:
-    """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
-    (``sota.gating``) is a sub-section or key."""
-    if stage in STAGE_SECTIONS:
-        return STAGE_SECTIONS[stage]
-    return STAGE_SECTIONS.get(stage.partition("@")[0], ())
-
 
 def train_section(cfg: dict, model_name: str | None = None) -> dict:
     """``cfg["train"]`` as it applies to `model_name`: its ``per_model`` entry (keys not
@@ -57,7 +34,7 @@ def fingerprint_for_training(cfg: dict, stage: str = "baseline",
     train = train_section(cfg, model_name)
     part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
             "train": train}
-    for section in stage_sections(stage):
+    for section in config_mod.stage_sections(stage):
         part[section] = config_mod.lookup(cfg, section)
     return config_mod.fingerprint(part)
 
