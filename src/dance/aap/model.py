@@ -131,11 +131,6 @@ def _decision_from_masks(masks: tuple[Tensor, Tensor, Tensor], dtype: torch.dtyp
     return frames, channels, features
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, leaf = path.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, leaf, module)
-
-
 def network_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """Dense MACs of one clip, per prunable layer and for the rest, in the exact convention
     of :func:`dance.measure.macs.effective_conv_macs` (taps that read padding are not MACs).
@@ -217,7 +212,7 @@ class AAPNet(nn.Module):
         self.wrappers: list[AAPConv3d] = []
         for i, (name, _, conv) in enumerate(pairs):
             wrapper = conv if isinstance(conv, AAPConv3d) else AAPConv3d(conv, self.state, i, name)
-            _set_submodule(backbone, name, wrapper)
+            backbone.set_submodule(name, wrapper)
             self.wrappers.append(wrapper)
         self.__dict__["_hook"] = backbone.first_act.register_forward_hook(self._thresholds)
         self.eval_mode = eval_mode
@@ -286,7 +281,7 @@ class AAPNet(nn.Module):
         fresh = copy.deepcopy(self.backbone)
         fresh.first_act._forward_hooks.pop(self._hook.id, None)
         for wrapper in self.wrappers:
-            _set_submodule(fresh, wrapper.name, copy.deepcopy(wrapper.conv))
+            fresh.set_submodule(wrapper.name, copy.deepcopy(wrapper.conv))
         for p in fresh.parameters():
             p.requires_grad_(True)
         return fresh

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dance.aap.model import AAPNet, _set_submodule
+from dance.aap.model import AAPNet
 
 
 def keep_mask(s: Tensor, tau: Tensor) -> Tensor:
@@ -215,7 +215,7 @@ def static_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
         out = (out,) * 3 if isinstance(out, int) else tuple(out)
         out = tuple(s if o is None else o for o, s in zip(out, size, strict=True))
         kind = "max" if isinstance(pool, nn.AdaptiveMaxPool3d) else "avg"
-        _set_submodule(model, name, StaticAdaptivePool3d(kind, size, out))
+        model.set_submodule(name, StaticAdaptivePool3d(kind, size, out))
     return model
 
 
@@ -251,11 +251,11 @@ class GraphNet(nn.Module):
         active = net.state.active
         for i, name in enumerate(net.names):
             conv = backbone.get_submodule(name)
-            _set_submodule(backbone, name, GraphConv(conv, i, active[i], self.taus,
+            backbone.set_submodule(name, GraphConv(conv, i, active[i], self.taus,
                                                      net.state.nonneg, net.state.channel_multiple))
         act = backbone.first_act
         act_name = next(n for n, m in backbone.named_modules() if m is act)
-        _set_submodule(backbone, act_name, ControllerTap(act, net.controller.eval(), self.taus))
+        backbone.set_submodule(act_name, ControllerTap(act, net.controller.eval(), self.taus))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # A fresh holder per call, linked into every part (export tracing copies Python

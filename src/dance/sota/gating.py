@@ -179,11 +179,6 @@ def channel_successors(model: nn.Module) -> dict[str, str | None]:
                       f"{type(model).__name__}")
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, leaf = path.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, leaf, module)
-
-
 def _bn_of(model: nn.Module) -> dict[str, str]:
     from dance.nn.fold import conv_bn_pairs
 
@@ -222,8 +217,8 @@ class GatedNet(nn.Module):
                 raise ConfigError(f"prunable conv {name} is not followed by a BatchNorm")
             gate = GatedConv3d(conv, backbone.get_submodule(bns[name]), name, density,
                                successors[name], self.state)
-            _set_submodule(backbone, name, gate)
-            _set_submodule(backbone, bns[name], nn.Identity())
+            backbone.set_submodule(name, gate)
+            backbone.set_submodule(bns[name], nn.Identity())
             self.names.append(name)
             self.gates.append(gate)
         self.backbone = backbone
