@@ -498,6 +498,51 @@ def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
                         "memory_ratio", "speedup_measured", "speedup_ideal"} <= set(summary[0])
 
 
+def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline):
+    """With a bench where the unprunable rest (dense-floor) takes half the dense time, no
+    point can be credited more than 2× (speedup_floor), the Amdahl speed-up lies between 1
+    and that bound and below the MAC-ideal one, and the CLI table shows it."""
+    from dance.aap.evaluate import evaluate_aap
+    from dance.aap.summary import bench_table, summary_rows
+    from dance.io import write_csv
+    from dance.paths import Paths
+    from dance.train.aap import train_aap
+
+    cfg = {**tiny_baseline, "aap": {**tiny_baseline["aap"], "ablations": ["no_ava"],
+                                    "ablation_points": [1]}}
+    paths = Paths(cfg)
+    if not paths.aap_eval("c3d", "no_ava", 1).exists():
+        train_aap(cfg, "c3d", "no_ava", 1)
+        evaluate_aap(cfg, "c3d", "no_ava", 1)
+    bench = [{"variant": "dense", "median_ms": 10.0, "speedup_vs_dense": 1.0,
+              "speedup_status": "reference", "threads": 1},
+             {"variant": "dense-floor", "median_ms": 5.0, "speedup_vs_dense": 2.0,
+              "speedup_status": "ok", "threads": 1},
+             {"variant": "dance-no_ava@1", "median_ms": 8.0, "speedup_vs_dense": 1.25,
+              "speedup_status": "ok", "threads": 1}]
+    write_csv(paths.aap_bench("c3d"), bench)
+    try:
+        row = next(r for r in summary_rows(cfg, ["c3d"])
+                   if (r["variant"], r["operating_point"]) == ("no_ava", 1))
+        assert row["speedup_floor"] == pytest.approx(2.0)
+        assert row["macs_ratio_bench_clips"] < 1.0
+        assert 1.0 < row["speedup_amdahl"] < 2.0
+        assert row["speedup_amdahl"] < row["speedup_ideal"]
+        assert row["realised_over_amdahl"] == pytest.approx(1.25 / row["speedup_amdahl"])
+        table = bench_table(cfg, "c3d", bench)
+        assert "Amdahl" in table and f"{row['speedup_amdahl']:.2f}×" in table
+    finally:
+        paths.aap_bench("c3d").unlink()
+
+
+def test_amdahl_speedup_is_one_when_nothing_is_pruned_and_the_floor_bound_at_zero():
+    from dance.aap.summary import amdahl_speedup
+
+    assert amdahl_speedup(10.0, 4.0, 1.0) == pytest.approx(1.0)
+    assert amdahl_speedup(10.0, 4.0, 0.0) == pytest.approx(2.5)
+    assert amdahl_speedup(10.0, 4.0, 0.5) == pytest.approx(10.0 / 7.0)
+
+
 def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
     from dance.aap.bench import parse_name
     from dance.data.dataset import ClipDataset

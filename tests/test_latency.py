@@ -326,3 +326,26 @@ def test_environment_records_cpu_and_threads():
     assert env["cpu"] and env["threads"] == torch.get_num_threads()
     assert env["cores_available"] >= 1 and env["torch"] == torch.__version__
     assert os.path.exists("/proc/cpuinfo") is False or env["cpu"] != "unknown"
+
+
+def test_dense_floor_runs_everything_but_the_prunable_convs():
+    """The floor variant keeps the network's other work (first conv, pooling, classifier)
+    and its output shape, but calls no prunable conv once it has seen the clip shape."""
+    import copy
+
+    from dance.measure.variants import SkippedConv, skip_prunable_convs
+    from dance.models import build_model
+    from dance.nn import conv_backend_audit, use_fast_convs
+
+    for name in ("c3d", "r3d18"):
+        model = use_fast_convs(build_model(name, 5, width=0.125, frames=4, size=32).eval())
+        floor = skip_prunable_convs(copy.deepcopy(model))
+        x = torch.randn(1, 3, 4, 32, 32)
+        with torch.no_grad():
+            dense_out, floor_out = model(x), floor(x)
+            assert floor_out.shape == dense_out.shape
+            dense_calls = sum(conv_backend_audit(model, x).values())
+            floor_calls = sum(conv_backend_audit(floor, x).values())
+        assert dense_calls - floor_calls == len(model.prunable_convs())
+        assert all(isinstance(floor.get_submodule(n), SkippedConv)
+                   for n, _, _ in model.prunable_convs())

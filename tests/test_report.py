@@ -33,12 +33,14 @@ from conftest import REPO, dance_cli, rebuild_and_compare, run, tiny_config
 # --- a hand-made results folder ------------------------------------------------------------
 
 
-def _summary_row(model, variant, point, top1, delta_base, macs, memory=0.5, speedup=1.5):
+def _summary_row(model, variant, point, top1, delta_base, macs, memory=0.5, speedup=1.5,
+                 amdahl=None):
     return {"model": model, "variant": variant, "operating_point": point, "point_value": 0.5,
             "top1": top1, "top1_delta": delta_base, "top1_delta_baseline": delta_base,
             "macs_ratio": macs, "macs_ratio_p5": macs - 0.05, "macs_ratio_p95": macs + 0.05,
             "memory_ratio": memory, "energy_eyeriss65_ratio_model": memory,
-            "speedup_measured": speedup, "threads": 2, "kept_frames": 0.9,
+            "speedup_measured": speedup, "speedup_amdahl": amdahl, "threads": 2,
+            "kept_frames": 0.9,
             "kept_channels": 0.8, "kept_features": 0.7}
 
 
@@ -83,7 +85,8 @@ def test_select_point_takes_fewest_macs_within_tolerance_else_most_accurate():
 
 def test_claims_verdicts_follow_the_documented_rules(tmp_path):
     cfg = _results(tmp_path, [
-        _summary_row("c3d", "dance", 0, 0.80, -0.004, 0.35, memory=0.45, speedup=2.4),
+        _summary_row("c3d", "dance", 0, 0.80, -0.004, 0.35, memory=0.45, speedup=2.4,
+                     amdahl=2.75),
         _summary_row("r3d18", "dance", 0, 0.60, -0.050, 0.95, memory=0.97, speedup=1.02),
     ], {"c3d": (0.02, 0.04), "r3d18": (0.02, 0.0202)})
     rows = claims.claims_rows(cfg)
@@ -106,6 +109,8 @@ def test_claims_verdicts_follow_the_documented_rules(tmp_path):
     host = got["speedup_host", "c3d"]
     assert host["measured_value"] == pytest.approx(2.4) and host["verdict"] == "no paper value"
     assert "Test CPU" in host["device"]
+    assert "2.75× if the pruned convs' time fell with their MACs" in host["note"]
+    assert "Amdahl" not in got["speedup_host", "r3d18"]["note"]   # no dense-floor timing
     # devices and the comparison have not run: not measured, empty value, paper's number kept
     for cid, paper in (("speedup_jetson_nano", 1.37), ("speedup_snapdragon", 2.22),
                        ("energy_efficiency_vs_sota", 1.47)):

@@ -149,17 +149,18 @@ def _evaluate_aap(cfg: dict, args: argparse.Namespace) -> None:
 def _bench_aap_args(p: argparse.ArgumentParser) -> None:
     _model_arg(p)
     p.add_argument("--variants", default=None,
-                   help="comma list (default: dense and every operating point the config trains)")
+                   help="comma list (default: dense, dense-floor and every operating point the "
+                        "config trains)")
 
 
 @command("bench-aap", "host latency of dense vs every AAP operating point, one interleaved run",
          _bench_aap_args)
 def _bench_aap(cfg: dict, args: argparse.Namespace) -> None:
-    from dance.aap.summary import bench_table
+    from dance.aap.summary import FLOOR, bench_table
     from dance.measure.bench import format_table, run_bench
     from dance.paths import Paths
 
-    names = args.variants or ",".join(["dense", *_aap_variant_names(cfg)])
+    names = args.variants or ",".join(["dense", FLOOR, *_aap_variant_names(cfg)])
     out, rows = run_bench(cfg, args.model, "ava", names, out=Paths(cfg).aap_bench(args.model))
     print(f"{args.model}: batch 1, {rows[0]['threads']} threads, conv backend "
           f"{rows[0]['conv_backend']}, {rows[0]['cpu']}, load {rows[0]['load_average_1m']}")

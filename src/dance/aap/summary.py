@@ -7,6 +7,16 @@ speed-up is dense MACs / mean pruned MACs over the *same clips the bench timed* 
 ``bench.clips`` test clips, from the per-clip decisions), so realised/ideal compares like
 with like; ``macs_ratio`` is the mean over the whole test split.
 
+The ideal speed-up assumes time ∝ MACs for the whole network, but at batch 1 the layers no
+pruning touches (first conv, pooling, the classifier's weight-bound matrix-vector products)
+take a far larger share of the time than of the MACs. The bench therefore also times
+``dense-floor``, the dense network with every prunable conv skipped
+(:class:`dance.measure.variants.SkippedConv`), interleaved with the rest; from it come
+``speedup_floor`` (dense / floor: the speed-up if the prunable convs took no time at all)
+and ``speedup_amdahl`` (:func:`amdahl_speedup`: the speed-up if their time fell exactly with
+their MACs), and ``realised_over_amdahl`` separates what the pruned execution loses from
+what Amdahl's law forbids (docs/method.md, "Why the default size stays far from the ideal").
+
 ``meets_targets`` checks the issue's numbers for a row: top-1 at most 1 point below the dense
 baseline (``top1_delta_baseline`` ≥ −0.01; the unpruned backbone when no baseline
 evaluation exists), effective MACs ≤ 40% of dense, measured speed-up ≥ 2.0 and
@@ -27,6 +37,7 @@ from dance.paths import Paths
 REQUIRED_COLUMNS = ["model", "variant", "operating_point", "top1", "top1_delta", "macs_ratio",
                     "memory_ratio", "speedup_measured", "speedup_ideal"]
 TARGETS = {"top1_drop": 0.01, "macs_ratio": 0.40, "speedup": 2.0, "realised_over_ideal": 0.7}
+FLOOR = "dense-floor"     # bench variant: the dense network with every prunable conv skipped
 
 
 def _bench_rows(path: Path) -> dict[str, dict[str, str]]:
@@ -51,14 +62,21 @@ def _bench_clip_ratio(decisions: Path, clips: int, dense_total: int, fixed: int)
     return float(np.mean([(fixed + v) / dense_total for v in per_clip.values()]))
 
 
+def amdahl_speedup(dense_ms: float, floor_ms: float, prunable_ratio: float) -> float:
+    """Speed-up of a network whose prunable convs (dense time ``dense_ms − floor_ms``) run
+    in `prunable_ratio` of their dense time while the rest (``floor_ms``) stays."""
+    return dense_ms / (floor_ms + (dense_ms - floor_ms) * prunable_ratio)
+
+
 def _float(value: Any) -> float | None:
     if value in (None, ""):
         return None
     return float(value)
 
 
-def summary_rows(cfg: dict) -> list[dict[str, Any]]:
-    """Rows for every evaluated (model, variant, point) of the config (module docstring)."""
+def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows for every evaluated (model, variant, point) of the config, or of `models`
+    (module docstring)."""
     from dance.aap.bench import variant_name
     from dance.measure.profile import cost_tables
     from dance.train.aap import trained_points
@@ -66,9 +84,12 @@ def summary_rows(cfg: dict) -> list[dict[str, Any]]:
     paths = Paths(cfg)
     tables = list(cost_tables(cfg))
     rows = []
-    for model in cfg["models"]:
+    for model in models or cfg["models"]:
         bench = _bench_rows(paths.aap_bench(model))
         dense_row = bench.get("dense")
+        dense_ms = _float(dense_row["median_ms"]) if dense_row else None
+        floor_row = bench.get(FLOOR)
+        floor_ms = _float(floor_row["median_ms"]) if floor_row else None
         for variant, points in trained_points(cfg).items():
             for point in points:
                 path = paths.aap_eval(model, variant, point)
@@ -81,6 +102,11 @@ def summary_rows(cfg: dict) -> list[dict[str, Any]]:
                     ev["macs"]["dense"], ev["macs"]["dense_fixed"])
                 measured = _float(b["speedup_vs_dense"]) if b else None
                 ideal = 1.0 / ratio_bench if ratio_bench else None
+                amdahl = None
+                if ratio_bench and dense_ms and floor_ms:
+                    dense, fixed = ev["macs"]["dense"], ev["macs"]["dense_fixed"]
+                    amdahl = amdahl_speedup(dense_ms, floor_ms,
+                                            (ratio_bench * dense - fixed) / (dense - fixed))
                 delta_base = ev.get("top1_delta_baseline")
                 drop = delta_base if delta_base is not None else ev["top1_delta"]
                 row = {
@@ -100,9 +126,13 @@ def summary_rows(cfg: dict) -> list[dict[str, Any]]:
                     "speedup_measured": measured,
                     "speedup_ideal": ideal,
                     "realised_over_ideal": (measured / ideal) if measured and ideal else None,
+                    "speedup_floor": dense_ms / floor_ms if dense_ms and floor_ms else None,
+                    "speedup_amdahl": amdahl,
+                    "realised_over_amdahl": measured / amdahl if measured and amdahl else None,
                     "macs_ratio_bench_clips": ratio_bench,
                     "median_ms": _float(b["median_ms"]) if b else None,
-                    "dense_median_ms": _float(dense_row["median_ms"]) if dense_row else None,
+                    "dense_median_ms": dense_ms,
+                    "dense_floor_ms": floor_ms,
                     "speedup_status": b["speedup_status"] if b else "not benched",
                     "threads": b["threads"] if b else None,
                     "kept_frames": ev["kept"]["frames"], "kept_channels": ev["kept"]["channels"],
@@ -133,7 +163,7 @@ def write_summary(cfg: dict) -> Path:
 
     cols = ["model", "variant", "operating_point", "top1", "top1_delta_baseline", "macs_ratio",
             "memory_ratio", "speedup_measured", "speedup_ideal", "realised_over_ideal",
-            "spearman_difficulty", "meets_targets"]
+            "speedup_amdahl", "speedup_floor", "spearman_difficulty", "meets_targets"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
@@ -146,32 +176,28 @@ def write_summary(cfg: dict) -> Path:
 
 
 def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:
-    """Text table of one bench run's AAP rows beside their evaluation: measured and ideal
-    speed-up (over the bench's clips), realised/ideal, MAC ratio and top-1 change."""
-    from dance.aap.bench import parse_name
+    """Text table of one bench run's AAP rows beside their evaluation (the summary's
+    columns, read back from the bench CSV just written): measured, ideal and Amdahl
+    speed-up, realised/ideal, MAC ratio and top-1 change."""
+    from dance.aap.bench import variant_name
 
-    paths = Paths(cfg)
-    head = ("variant", "measured", "ideal", "realised/ideal", "MACs", "top-1", "Δ vs dense")
+    benched = [r["variant"] for r in bench_rows if r["variant"].startswith("dance")]
+    rows = {variant_name(r["variant"], r["operating_point"]): r
+            for r in summary_rows(cfg, [model])}
+    head = ("variant", "measured", "ideal", "Amdahl", "realised/ideal", "MACs", "top-1",
+            "Δ vs dense")
     body = []
-    for r in bench_rows:
-        if r["variant"] == "dense" or not r["variant"].startswith("dance"):
+    for name in benched:
+        r = rows.get(name)
+        if r is None:
+            body.append((name, "", "", "", "", "", "", "(not evaluated)"))
             continue
-        variant, point = parse_name(r["variant"])
-        ev_path = paths.aap_eval(model, variant, point)
-        measured = r["speedup_vs_dense"]
-        if not ev_path.exists():
-            body.append((r["variant"], _fmt(measured, "×"), "", "", "", "", "(not evaluated)"))
-            continue
-        ev = read_json(ev_path)
-        ratio = _bench_clip_ratio(paths.aap_decisions(model, variant, point),
-                                  cfg["bench"]["clips"], ev["macs"]["dense"],
-                                  ev["macs"]["dense_fixed"])
-        ideal = 1.0 / ratio if ratio else None
-        delta = ev.get("top1_delta_baseline")
-        delta = ev["top1_delta"] if delta is None else delta
-        body.append((r["variant"], _fmt(measured, "×"), _fmt(ideal, "×"),
-                     _fmt(measured / ideal if measured and ideal else None, ""),
-                     _fmt(ratio, ""), _fmt(ev["top1"], ""), f"{100 * delta:+.1f} pt"))
+        delta = r["top1_delta_baseline"]
+        delta = r["top1_delta"] if delta is None else delta
+        body.append((name, _fmt(r["speedup_measured"], "×"), _fmt(r["speedup_ideal"], "×"),
+                     _fmt(r["speedup_amdahl"], "×"), _fmt(r["realised_over_ideal"], ""),
+                     _fmt(r["macs_ratio_bench_clips"], ""), _fmt(r["top1"], ""),
+                     f"{100 * delta:+.1f} pt"))
     widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
              for line in (head, *body)]

@@ -14,7 +14,8 @@ channels_last_3d and builders must use that format for the network too
 Registered here: ``dense`` (convs through :func:`dance.nn.conv3d`, i.e. the policy),
 ``dense-native`` (plain ``nn.Conv3d`` — PyTorch's own kernel choice, Slow3d at batch 1 for
 small layers), ``dense-channels-last`` (``dense`` in channels_last_3d, input converted
-inside the timed call). Later stages register one name per operating point, e.g.
+inside the timed call) and ``dense-floor`` (``dense`` with every prunable conv skipped: the
+time no pruning of those convs can remove, :class:`SkippedConv`). Later stages register one name per operating point, e.g.
 ``register_variant("dance@0.5", builder)``; a whole family of names (``dance@K``) is
 registered with :func:`register_family` (:mod:`dance.aap.bench`). Every builder applies
 :func:`prepare_network` (``bench.prepare``: BatchNorm folded and padding-only kernel taps
@@ -114,9 +115,42 @@ def _dense_channels_last(cfg: dict, model_name: str, stage: str, model: nn.Modul
     return run
 
 
+class SkippedConv(nn.Module):
+    """Stands in for a conv whose work pruning could remove entirely: returns a zero tensor
+    of the conv's output shape and memory format (computed by the conv once per input shape
+    and kept), so that everything around the conv — activations, pooling, the unprunable
+    convs, the classifier — runs as in the dense network. Its time is the floor that no
+    pruning of those convs goes below (Amdahl's law; docs/method.md, "Why the default size
+    stays far from the ideal")."""
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+        self._outputs: dict[tuple, Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        key = (tuple(x.shape), x.dtype, x.device, x.is_contiguous())
+        out = self._outputs.get(key)
+        if out is None:
+            out = self._outputs[key] = self.conv(x).detach().zero_()
+        return out
+
+
+def skip_prunable_convs(model: nn.Module) -> nn.Module:
+    """Replace every conv of ``model.prunable_convs()`` by a :class:`SkippedConv`, in place."""
+    for name, _, conv in model.prunable_convs():   # site name = the conv's module path
+        model.set_submodule(name, SkippedConv(conv))
+    return model
+
+
+def _dense_floor(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
+    return skip_prunable_convs(_dense(cfg, model_name, stage, model))
+
+
 register_variant("dense", _dense)
 register_variant("dense-native", _dense_native)
 register_variant("dense-channels-last", _dense_channels_last)
+register_variant("dense-floor", _dense_floor)
 
 # AAP operating points (dance@K, dance-<ablation>@K) and the compared networks (l1@…,
 # selector@…, dance.sota.bench) register themselves as families.
