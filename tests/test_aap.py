@@ -588,3 +588,49 @@ def test_controller_leaves_small_layers_and_short_inputs_alone(tmp_path):
             assert row == [big and dims[0] and shape[1] >= cfg["aap"]["min_frames"],
                            big and bool(dims[1]), big and bool(dims[2])]
     assert any(row[0] for row in mask) is False        # features-only: no frame pruning
+
+
+class _Clips:
+    """The batches() protocol of ClipDataset over fixed tensors."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def batches(self, batch_size, order=None):
+        for i in range(0, len(self.x), batch_size):
+            idx = torch.arange(i, min(i + batch_size, len(self.x)))
+            yield self.x[idx], torch.zeros(len(idx), dtype=torch.long), idx
+
+
+def test_decisions_that_prune_almost_nothing_are_switched_off_and_stay_off(tiny_baseline):
+    """A controller that prunes only conv2's features keeps that decision and loses every
+    other one (they keep everything); the mask is saved, so a reloaded controller and the
+    pruned path skip them too. min_pruned_share 0 changes nothing."""
+    from dance.train import checkpoint
+    from dance.train.aap import load_controller, switch_off_idle_decisions, train_aap
+
+    torch.manual_seed(0)
+    model = build_model("c3d", 5, width=0.125, frames=4, size=32).eval()
+    layers = len(model.prunable_convs())
+    ctrl = Controller(channels=8, frames=4, layers=layers)
+    with torch.no_grad():
+        ctrl.net[2].weight.zero_()
+        bias = torch.full((layers, 3), -1e4)         # τ = 0: keep everything
+        bias[0, 2] = 1e4                             # conv2 features: τ = τ_max
+        ctrl.net[2].bias.copy_(bias.flatten())
+    net = AAPNet(model, ctrl, input_shape=(3, 4, 32, 32))
+    clips = _Clips(torch.randn(6, 3, 4, 32, 32))
+    assert switch_off_idle_decisions(net, clips, 0.0, 4, torch.device("cpu")) == []
+    assert bool(ctrl.mask.all())
+    idle = switch_off_idle_decisions(net, clips, 0.02, 4, torch.device("cpu"))
+    assert "conv2:features" not in idle and len(idle) == 3 * layers - 1
+    assert net.state.active[0] == (False, False, True)
+    assert all(not any(row) for row in net.state.active[1:])
+
+    cfg = tiny_baseline
+    out = train_aap(cfg, "c3d", "no_ava", 0)
+    payload = checkpoint.load(out)
+    loaded = load_controller(cfg, "c3d", "no_ava", 0, 10)
+    names = [f"{n}:{d}" for n, row in zip(loaded.names, loaded.state.active, strict=True)
+             for d, on in zip(("frames", "channels", "features"), row, strict=True) if not on]
+    assert payload["switched_off"] and set(payload["switched_off"]) <= set(names)

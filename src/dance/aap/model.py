@@ -216,14 +216,19 @@ class AAPNet(nn.Module):
             self.wrappers.append(wrapper)
         self.__dict__["_hook"] = backbone.first_act.register_forward_hook(self._thresholds)
         self.eval_mode = eval_mode
-        if controller is not None:
-            self.state.active = [tuple(bool(v) for v in row) for row in controller.mask > 0]
-        else:
-            self.state.active = [(True, True, True)] * len(self.names)
+        self.refresh_active()
         self.anneal: tuple[float, float, int] | None = None   # (start, end, total steps)
         self.register_buffer("layer_macs", torch.tensor(self.macs["layer_macs"],
                                                         dtype=torch.float64), persistent=False)
         self.eval()
+
+    def refresh_active(self) -> None:
+        """Which (layer, dimension) decisions run: the controller's `mask` (all without one).
+        Call again after changing the mask."""
+        if self.controller is not None:
+            self.state.active = [tuple(bool(v) for v in row) for row in self.controller.mask > 0]
+        else:
+            self.state.active = [(True, True, True)] * len(self.names)
 
     # --- controller hook ---------------------------------------------------------------
     def _thresholds(self, module: nn.Module, args: tuple, output: Tensor) -> None:
