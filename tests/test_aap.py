@@ -519,7 +519,9 @@ def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline
              {"variant": "dense-floor", "median_ms": 5.0, "speedup_vs_dense": 2.0,
               "speedup_status": "ok", "threads": 1},
              {"variant": "dance-no_ava@1", "median_ms": 8.0, "speedup_vs_dense": 1.25,
-              "speedup_status": "ok", "threads": 1}]
+              "speedup_status": "ok", "threads": 1},
+             {"variant": "dance@0", "median_ms": 11.0, "speedup_vs_dense": 0.91,
+              "speedup_status": "ok", "threads": 1}]           # benched, never evaluated
     write_csv(paths.aap_bench("c3d"), bench)
     try:
         row = next(r for r in summary_rows(cfg, ["c3d"])
@@ -531,6 +533,8 @@ def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline
         assert row["realised_over_amdahl"] == pytest.approx(1.25 / row["speedup_amdahl"])
         table = bench_table(cfg, "c3d", bench)
         assert "Amdahl" in table and f"{row['speedup_amdahl']:.2f}×" in table
+        unevaluated = next(line for line in table.splitlines() if line.startswith("dance@0"))
+        assert "0.91×" in unevaluated and "(not evaluated)" in unevaluated
     finally:
         paths.aap_bench("c3d").unlink()
 

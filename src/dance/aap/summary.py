@@ -181,16 +181,17 @@ def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:
     speed-up, realised/ideal, MAC ratio and top-1 change."""
     from dance.aap.bench import variant_name
 
-    benched = [r["variant"] for r in bench_rows if r["variant"].startswith("dance")]
+    benched = {r["variant"]: r["speedup_vs_dense"] for r in bench_rows
+               if r["variant"].startswith("dance")}
     rows = {variant_name(r["variant"], r["operating_point"]): r
             for r in summary_rows(cfg, [model])}
     head = ("variant", "measured", "ideal", "Amdahl", "realised/ideal", "MACs", "top-1",
             "Δ vs dense")
     body = []
-    for name in benched:
+    for name, measured in benched.items():
         r = rows.get(name)
         if r is None:
-            body.append((name, "", "", "", "", "", "", "(not evaluated)"))
+            body.append((name, _fmt(measured, "×"), "", "", "", "", "", "(not evaluated)"))
             continue
         delta = r["top1_delta_baseline"]
         delta = r["top1_delta"] if delta is None else delta
