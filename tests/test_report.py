@@ -425,3 +425,18 @@ def test_f6_shows_each_dance_variant_once_with_its_own_style(tmp_path):
     assert frame.groupby(["model", "method", "operating_point"]).size().max() == 1
     colours, marks = style.color_map(cfg, methods), style.marker_map(methods)
     assert len({(colours[m], marks[m]) for m in methods}) == len(methods)
+
+
+def test_no_dance_point_at_matched_accuracy_is_not_reproduced_not_unmeasured(tmp_path):
+    """The comparison ran and no DANCE point came within the accuracy tolerance: the claim
+    fails (no value to report), it is not 'not measured'."""
+    cfg = _results(tmp_path, [_summary_row("c3d", "dance", 0, 0.7, -0.05, 0.4)],
+                   {"c3d": (0.02, 0.04)})
+    write_csv(Paths(cfg).comparison_matched, [
+        {"model": "c3d", "preset": "eyeriss65", "dance_point": "", "dance_energy": "",
+         "best_other_method": "l1", "best_other_point": "mild", "best_other_energy": 1.2,
+         "efficiency_ratio": "", "note": "no DANCE operating point within 1 point(s) of "
+                                         "dense top-1 (0.7913): claim not reproduced"}])
+    eff = _by_id(claims.claims_rows(cfg))["energy_efficiency_vs_sota", "c3d"]
+    assert eff["verdict"] == "not reproduced" and eff["measured_value"] is None
+    assert eff["source"] == "model" and "no DANCE operating point" in eff["note"]

@@ -56,8 +56,12 @@ def _row(claim_id: str, model: str, claim: str, paper: float | None, measured: f
          passed: bool | None, point: Any = None, evidence: Path | str = "",
          note: str = "") -> dict[str, Any]:
     if measured is None or (isinstance(measured, float) and np.isnan(measured)):
-        measured, verdict = None, "not measured"
-        source = "paper" if paper is not None else source
+        measured = None
+        if passed is False:          # measured, and it fails without a value to show
+            verdict = "not reproduced"
+        else:
+            verdict = "not measured"
+            source = "paper" if paper is not None else source
     elif passed is None:
         verdict = "no paper value"
     else:
@@ -120,9 +124,12 @@ def _efficiency_claims(cfg: dict, paths: Paths) -> list[dict]:
     rows = []
     for _, r in matched.iterrows():
         ratio = data.nan_to_none(r["efficiency_ratio"])
+        # no ratio because no DANCE point reached the accuracy floor: the claim fails
+        no_dance_point = ratio is None and data.nan_to_none(r["dance_point"]) is None
         rows.append(_row(**common, model=r["model"], measured=ratio,
                          device=f"energy model {r['preset']}", source="model",
-                         passed=None if ratio is None else ratio >= paper * (1 - tol),
+                         passed=(False if no_dance_point else None) if ratio is None
+                         else ratio >= paper * (1 - tol),
                          point=r["dance_point"], evidence=paths.comparison_matched,
                          note=f"vs {r['best_other_method']} @ {r['best_other_point']}; "
                               f"{data.nan_to_none(r['note']) or ''}".rstrip("; ")))
