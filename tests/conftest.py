@@ -85,6 +85,7 @@ MEASURED_FILES = ("bench_*.csv", "bench_*.json", "f9_devices.csv")
 MEASURED_FIELDS = frozenset({
     "median_ms", "dense_median_ms", "speedup", "latency_ms", "speedup_measured",
     "realised_over_ideal", "speedup_status", "meets_targets",          # host latency
+    "speedup_floor", "speedup_amdahl", "realised_over_amdahl", "dense_floor_ms",
     "latency_median_ms", "latency_iqr_ms", "speedup_vs_dense", "avg_power_w",
     "idle_power_w", "energy_j_per_clip", "energy_efficiency_clips_per_j",  # devices.csv
     "iqr_ms", "dense_iqr_ms", "load_average_1m",                        # their spread, load
