@@ -93,6 +93,18 @@ def test_smoke_claims_have_every_claim_per_model(smoke):
 
 
 @pytest.mark.slow
+def test_smoke_summary_bounds_every_point_by_the_timed_floor(smoke):
+    """bench_aap times dense-floor beside dense, so every benched point has a floor bound
+    above 1 and an Amdahl speed-up between 1 and that bound."""
+    with open(smoke / "results" / "metrics" / "dance_summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows
+    for r in rows:
+        floor, amdahl = float(r["speedup_floor"]), float(r["speedup_amdahl"])
+        assert floor > 1.0 and 1.0 <= amdahl <= floor, r
+
+
+@pytest.mark.slow
 def test_html_report_holds_every_table_and_figure(smoke, tmp_path):
     out = tmp_path / "report.html"
     proc = run([*SNAKE, "--cores", "1", "--report", str(out), *_smoke_args(smoke)])
