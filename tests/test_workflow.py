@@ -40,15 +40,21 @@ def smoke(smoke_run) -> Path:
     return smoke_run
 
 
-def _dry_run_jobs(root: Path, *configfiles: str) -> set[str]:
-    """Rule names a dry run would execute (from its job-count table)."""
+def _dry_run_counts(root: Path, *configfiles: str) -> dict[str, int]:
+    """Rule name → jobs a dry run would execute (from its job-count table)."""
     proc = run([*SNAKE, "-n", "--cores", "1", *_smoke_args(root, *configfiles)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:
-        return set()
+        return {}
     table = text.split("job ", 1)[1].split("total", 1)[0]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)}
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def _dry_run_jobs(root: Path, *configfiles: str) -> set[str]:
+    """Rule names a dry run would execute."""
+    return set(_dry_run_counts(root, *configfiles))
 
 
 FIGURE_RULES = {f"figure_{a.id}" for a in registry.FIGURES}
@@ -147,6 +153,17 @@ def test_an_ava_loss_weight_reruns_ava_and_dance_but_retrains_no_compared_method
     # the compared methods share AVA's fine-tuning schedule, not its loss (their evaluations
     # may re-run: the comparison bench times DANCE beside them)
     assert not jobs & {"train_l1", "train_selector", "train_dynamic"}
+
+
+@pytest.mark.slow
+def test_an_added_operating_point_trains_only_its_own_controller(smoke, tmp_path):
+    """Appending a budget to aap.points (or changing an evaluation-only aap key) must not
+    retrain the controllers that exist: their checkpoints' fingerprints do not change."""
+    extra = tmp_path / "point.yaml"
+    extra.write_text("aap:\n  points: [0.5, 0.33, 0.9]\n  decision_clips: 3\n")
+    counts = _dry_run_counts(smoke, str(extra))
+    assert counts.get("train_aap") == 1, counts          # dance@2 of the one smoke model
+    assert counts.get("evaluate_aap", 0) >= 1
 
 
 @pytest.mark.slow

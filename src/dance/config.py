@@ -188,6 +188,19 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# `aap` keys that do not change a controller's weights: which points and ablations exist,
+# what the evaluation saves, how the timed path executes. Everything else in `aap` (and the
+# point's own value) enters a controller's fingerprint (dance.train.aap.aap_meta) and the
+# train_aap rule's params trigger (`aap_fp` in workflow/rules/common.smk).
+AAP_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips",
+                 "pruned_check_clips", "frame_exec", "channel_multiple")
+
+
+def aap_training_keys(cfg: dict) -> list[str]:
+    """Dotted `aap` keys that change a controller's weights (see AAP_EVAL_ONLY)."""
+    return [f"aap.{k}" for k in sorted(cfg["aap"]) if k not in AAP_EVAL_ONLY]
+
+
 def stage_sections(stage: str) -> tuple[str, ...]:
     """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
     (``sota.gating``) is a sub-section or key."""

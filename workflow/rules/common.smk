@@ -82,10 +82,13 @@ def aap_backbone_eval(wildcards):
 
 
 def aap_fp(wildcards):
-    sections = ["seed", "dataset", "model", "train", "aap"]
+    """Params trigger of one controller: the keys its checkpoint's fingerprint covers
+    (dance.config.aap_training_keys, its backbone's sections) and its own budget, so that
+    adding an operating point or changing an evaluation-only key retrains nothing else."""
+    sections = ["seed", "dataset", "model", "train", *dance_config.aap_training_keys(config)]
     if wildcards.variant != "no_ava":
         sections.append("ava")
-    return fp(*sections)
+    return f"{fp(*sections)}@{config['aap']['points'][int(wildcards.point)]}"
 
 
 # --- comparison (sota.smk, sota_dynamic.smk) ---------------------------------------------

@@ -54,9 +54,6 @@ VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
 DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
         "frames": (True, False, False), "channels": (False, True, False),
         "features": (False, False, True)}
-# aap keys that do not change a controller's weights (evaluation/timing/selection only)
-_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips", "pruned_check_clips",
-              "frame_exec", "channel_multiple")
 
 
 def backbone_stage(variant: str) -> str:
@@ -86,7 +83,7 @@ def check_point(cfg: dict, point: int) -> float:
 def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:
     """Identity of one controller: its backbone's identity plus every key that changes it."""
     base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
-    aap = {k: v for k, v in cfg["aap"].items() if k not in _EVAL_ONLY}
+    aap = {k: v for k, v in cfg["aap"].items() if k not in config_mod.AAP_EVAL_ONLY}
     fp = config_mod.fingerprint({"backbone": base["fingerprint"], "aap": aap,
                                  "point_value": check_point(cfg, point), "variant": variant})
     return {**base, "stage": f"aap-{variant}-{point}", "backbone_stage": base["stage"],
