@@ -15,7 +15,8 @@ Registered here: ``dense`` (convs through :func:`dance.nn.conv3d`, i.e. the poli
 ``dense-native`` (plain ``nn.Conv3d`` — PyTorch's own kernel choice, Slow3d at batch 1 for
 small layers), ``dense-channels-last`` (``dense`` in channels_last_3d, input converted
 inside the timed call) and ``dense-floor`` (``dense`` with every prunable conv skipped: the
-time no pruning of those convs can remove, :class:`SkippedConv`). Later stages register one name per operating point, e.g.
+time no pruning of those convs can remove, :class:`SkippedConv`). Later stages register one
+name per operating point, e.g.
 ``register_variant("dance@0.5", builder)``; a whole family of names (``dance@K``) is
 registered with :func:`register_family` (:mod:`dance.aap.bench`). Every builder applies
 :func:`prepare_network` (``bench.prepare``: BatchNorm folded and padding-only kernel taps
