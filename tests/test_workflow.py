@@ -8,6 +8,8 @@ import csv
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -214,3 +216,21 @@ def test_snakemake_lint_reports_nothing(tmp_path):
     proc = run([sys.executable, "-m", "snakemake", "--lint", *smoke_args(tmp_path)])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_the_workflow_imports_the_package_from_its_own_checkout(tmp_path):
+    """A second checkout (a worktree, an unpacked artifact) must plan with its own code,
+    not with whatever copy of `dance` is installed; and a dry run must work before the
+    install."""
+    checkout = tmp_path / "checkout"
+    for part in ("workflow", "src"):
+        shutil.copytree(REPO / part, checkout / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "Snakefile", checkout / "Snakefile")
+    init = checkout / "src" / "dance" / "__init__.py"
+    init.write_text('raise ImportError("imported from the copied checkout")\n' + init.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([*SNAKE, "-n", "--cores", "1", *_smoke_args(tmp_path)], cwd=checkout,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "imported from the copied checkout" in proc.stdout + proc.stderr

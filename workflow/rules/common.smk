@@ -4,6 +4,10 @@ import shlex
 import sys
 from pathlib import Path
 
+# The workflow imports the package from its own src/ (like its steps, below), so a dry run
+# works before `pip install -e .` and a second checkout never runs the installed copy.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
 from dance import config as dance_config
 from dance.errors import DanceError
 from dance.io import check_output_folder
