@@ -496,6 +496,33 @@ def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
         summary = list(csv.DictReader(fh))
     assert summary and {"model", "variant", "operating_point", "top1", "top1_delta", "macs_ratio",
                         "memory_ratio", "speedup_measured", "speedup_ideal"} <= set(summary[0])
+    # Per nuisance term: the Spearman of the per-clip MAC ratios (rebuilt from the decisions
+    # CSV) with that term of the test clips' metadata.
+    from scipy import stats
+
+    from dance.data.dataset import ClipDataset
+    from dance.data.synthetic import WEIGHTS
+
+    test = ClipDataset(paths.data_dir, "test")
+    clips = sorted(per_clip, key=int)
+    clip_ratios = [(ev["macs"]["dense_fixed"] + per_clip[c]) / ev["macs"]["dense"]
+                   for c in clips]
+    assert set(ev["difficulty_terms"]) == set(WEIGHTS)
+    for term, corr in ev["difficulty_terms"].items():
+        values = test.difficulty_terms[term].numpy()[[int(c) for c in clips]]
+        if np.ptp(values) == 0 or np.ptp(clip_ratios) == 0:
+            assert corr["spearman"] is None
+        else:
+            assert corr["spearman"] == pytest.approx(
+                stats.spearmanr(clip_ratios, values).statistic, abs=1e-9)
+    with open(paths.dance_difficulty_terms) as fh:
+        terms = list(csv.DictReader(fh))
+    assert [(r["variant"], r["operating_point"]) for r in terms] == \
+        [(r["variant"], r["operating_point"]) for r in summary]
+    term_columns = [c for c in terms[0] if c.startswith("spearman_") and "(" in c]
+    assert term_columns[0] == "spearman_slow (0.35)" and len(term_columns) == len(WEIGHTS)
+    assert paths.dance_difficulty_terms.with_suffix(".md").read_text().count("\n") == \
+        2 + len(terms)
 
 
 def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline):

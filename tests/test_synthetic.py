@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dance.config import validate
 from dance.data import synthetic as syn_mod
@@ -106,6 +107,16 @@ def test_difficulty_is_the_documented_formula(data_dir):
                                                    abs=1e-3)
         assert r["occluded"] == "True" or float(r["hidden_fraction"]) == 0.0
     assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_dataset_reads_back_the_terms_that_sum_to_the_difficulty(data_dir):
+    from dance.data.dataset import ClipDataset
+
+    split = ClipDataset(data_dir, "test")
+    assert set(split.difficulty_terms) == set(WEIGHTS)
+    recombined = sum(WEIGHTS[k] * v for k, v in split.difficulty_terms.items())
+    assert torch.allclose(recombined, split.difficulty, atol=1e-3)
+    assert float(split.difficulty_terms["slow"].std()) > 0
 
 
 def test_difficulty_tracks_nuisance():

@@ -85,6 +85,10 @@ def test_ucf101_end_to_end(tmp_path, layout, split):
     val_groups = {ucf_group(s) for s in val}
     assert val_groups and not train_groups & val_groups
     assert {int(m["label"]) for m in data["val"][1]} == {0, 1, 2}
+    # No generated difficulty, so no per-term correlations downstream.
+    from dance.data.dataset import ClipDataset
+
+    assert ClipDataset(out, "test").difficulty_terms == {}
     # The cached clips are the decoded source videos, in meta order.
     for split_name in ("train", "test"):
         clips, meta = data[split_name]

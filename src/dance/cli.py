@@ -206,11 +206,14 @@ def _aap_keep_grid(cfg: dict, args: argparse.Namespace) -> None:
               f"{r['realised_over_ideal']:.2f}")
 
 
-@command("dance-summary", "one row per model × variant × operating point: dance_summary.csv")
+@command("dance-summary", "one row per model × variant × operating point: dance_summary.csv "
+         "and dance_difficulty_terms.csv")
 def _dance_summary(cfg: dict, args: argparse.Namespace) -> None:
     from dance.aap.summary import write_summary
+    from dance.paths import Paths
 
     print(write_summary(cfg))
+    print(Paths(cfg).dance_difficulty_terms)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:

@@ -115,6 +115,11 @@ class Paths:
         """One row per model × variant × operating point (DANCE and ablations)."""
         return self.metrics / "dance_summary.csv"
 
+    @property
+    def dance_difficulty_terms(self) -> Path:
+        """Per evaluated point: Spearman of per-clip MACs with each difficulty term."""
+        return self.metrics / "dance_difficulty_terms.csv"
+
     # state-of-the-art comparison (dance.sota) ----------------------------------------
     def sota_record(self, model: str, method: str, point: str | int) -> Path:
         """Operating-point record of a compared method (``dance.sota.record``, JSON)."""

@@ -87,6 +87,8 @@ rule dance_summary:
     output:
         csv=PATHS.dance_summary,
         md=PATHS.dance_summary.with_suffix(".md"),
+        terms=PATHS.dance_difficulty_terms,
+        terms_md=PATHS.dance_difficulty_terms.with_suffix(".md"),
     threads: job_threads("report")
     resources:
         **job_resources("report"),

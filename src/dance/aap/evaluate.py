@@ -20,7 +20,8 @@ layer only:
 Reported: top-1 (and of the same backbone unpruned — from its evaluation JSON when that
 exists, else computed here — and of the dense baseline), mean / p5 /
 p95 of per-clip MACs, kept shares per dimension and layer, the Spearman and Pearson
-correlation of per-clip MACs with the stored clip difficulty, and, on a few clips, the
+correlation of per-clip MACs with the stored clip difficulty (and, on the generated set,
+the same for each nuisance term the difficulty sums), and, on a few clips, the
 largest logit difference between the timed pruned path and the masked reference.
 Decisions are saved for the figures: per clip × layer counts (CSV) and the full masks of
 the first ``aap.decision_clips`` clips (NPZ).
@@ -244,6 +245,8 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
         "kept": kept,
         "per_layer": per_layer,
         "difficulty_correlation": _correlation(macs_ratio, test.difficulty.numpy()),
+        "difficulty_terms": {term: _correlation(macs_ratio, values.numpy())
+                             for term, values in test.difficulty_terms.items()},
         "pruned_check": pruned_diff,
         "_data": data, "_costs": costs,
     }

@@ -26,6 +26,7 @@ realised/ideal ≥ 0.7.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,96 +75,135 @@ def _float(value: Any) -> float | None:
     return float(value)
 
 
+def evaluations(cfg: dict, models: list[str] | None = None
+                ) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
+    """(model, variant, point, evaluation JSON) of every evaluated point of the config."""
+    from dance.train.aap import trained_points
+
+    paths = Paths(cfg)
+    for model in models or cfg["models"]:
+        for variant, points in trained_points(cfg).items():
+            for point in points:
+                path = paths.aap_eval(model, variant, point)
+                if path.exists():
+                    yield model, variant, point, read_json(path)
+
+
 def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows for every evaluated (model, variant, point) of the config, or of `models`
     (module docstring)."""
     from dance.aap.bench import variant_name
     from dance.measure.profile import cost_tables
-    from dance.train.aap import trained_points
 
     paths = Paths(cfg)
     tables = list(cost_tables(cfg))
     rows = []
-    for model in models or cfg["models"]:
-        bench = _bench_rows(paths.aap_bench(model))
+    benches = {model: _bench_rows(paths.aap_bench(model)) for model in models or cfg["models"]}
+    for model, variant, point, ev in evaluations(cfg, models):
+        bench = benches[model]
         dense_row = bench.get("dense")
         dense_ms = _float(dense_row["median_ms"]) if dense_row else None
         floor_row = bench.get(FLOOR)
         floor_ms = _float(floor_row["median_ms"]) if floor_row else None
-        for variant, points in trained_points(cfg).items():
-            for point in points:
-                path = paths.aap_eval(model, variant, point)
-                if not path.exists():
-                    continue
-                ev = read_json(path)
-                b = bench.get(variant_name(variant, point))
-                ratio_bench = _bench_clip_ratio(
-                    paths.aap_decisions(model, variant, point), cfg["bench"]["clips"],
-                    ev["macs"]["dense"], ev["macs"]["dense_fixed"])
-                measured = _float(b["speedup_vs_dense"]) if b else None
-                ideal = 1.0 / ratio_bench if ratio_bench else None
-                amdahl = None
-                if ratio_bench and dense_ms and floor_ms:
-                    dense, fixed = ev["macs"]["dense"], ev["macs"]["dense_fixed"]
-                    amdahl = amdahl_speedup(dense_ms, floor_ms,
-                                            (ratio_bench * dense - fixed) / (dense - fixed))
-                delta_base = ev.get("top1_delta_baseline")
-                drop = delta_base if delta_base is not None else ev["top1_delta"]
-                row = {
-                    "model": model, "variant": variant, "operating_point": point,
-                    "point_value": ev["point_value"], "budget": ev["budget"],
-                    "backbone": ev["backbone_stage"], "top1": ev["top1"],
-                    "top1_dense": ev["top1_dense"], "top1_delta": ev["top1_delta"],
-                    "top1_baseline": ev.get("top1_baseline"),
-                    "top1_delta_baseline": delta_base,
-                    "macs_ratio": ev["macs"]["ratio_mean"],
-                    "macs_ratio_p5": ev["macs"]["ratio_p5"],
-                    "macs_ratio_p95": ev["macs"]["ratio_p95"],
-                    "macs_mean": ev["macs"]["clip_mean"], "macs_dense": ev["macs"]["dense"],
-                    "memory_ratio": ev["memory"]["ratio"],
-                    **{f"energy_{t}_ratio_model": ev["energy"][t]["ratio"] for t in tables
-                       if t in ev["energy"]},
-                    "speedup_measured": measured,
-                    "speedup_ideal": ideal,
-                    "realised_over_ideal": (measured / ideal) if measured and ideal else None,
-                    "speedup_floor": dense_ms / floor_ms if dense_ms and floor_ms else None,
-                    "speedup_amdahl": amdahl,
-                    "realised_over_amdahl": measured / amdahl if measured and amdahl else None,
-                    "macs_ratio_bench_clips": ratio_bench,
-                    "median_ms": _float(b["median_ms"]) if b else None,
-                    "dense_median_ms": dense_ms,
-                    "dense_floor_ms": floor_ms,
-                    "speedup_status": b["speedup_status"] if b else "not benched",
-                    "threads": b["threads"] if b else None,
-                    "kept_frames": ev["kept"]["frames"], "kept_channels": ev["kept"]["channels"],
-                    "kept_features": ev["kept"]["features"],
-                    "spearman_difficulty": ev["difficulty_correlation"]["spearman"],
-                    "pearson_difficulty": ev["difficulty_correlation"]["pearson"],
-                    "controller_macs_share": ev["overhead"]["controller_macs_share"],
-                    "stats_ops_share": ev["overhead"]["stats_ops_share"],
-                    "pruning_ops_share": ev["overhead"]["pruning_ops_share"],
-                    "pruned_vs_masked_max_diff": ev["pruned_check"]["max_abs_logit_diff"],
-                }
-                row["meets_targets"] = bool(
-                    drop >= -TARGETS["top1_drop"] - 1e-9
-                    and row["macs_ratio"] <= TARGETS["macs_ratio"]
-                    and measured is not None and measured >= TARGETS["speedup"]
-                    and row["realised_over_ideal"] is not None
-                    and row["realised_over_ideal"] >= TARGETS["realised_over_ideal"])
-                rows.append(row)
+        b = bench.get(variant_name(variant, point))
+        ratio_bench = _bench_clip_ratio(
+            paths.aap_decisions(model, variant, point), cfg["bench"]["clips"],
+            ev["macs"]["dense"], ev["macs"]["dense_fixed"])
+        measured = _float(b["speedup_vs_dense"]) if b else None
+        ideal = 1.0 / ratio_bench if ratio_bench else None
+        amdahl = None
+        if ratio_bench and dense_ms and floor_ms:
+            dense, fixed = ev["macs"]["dense"], ev["macs"]["dense_fixed"]
+            amdahl = amdahl_speedup(dense_ms, floor_ms,
+                                    (ratio_bench * dense - fixed) / (dense - fixed))
+        delta_base = ev.get("top1_delta_baseline")
+        drop = delta_base if delta_base is not None else ev["top1_delta"]
+        row = {
+            "model": model, "variant": variant, "operating_point": point,
+            "point_value": ev["point_value"], "budget": ev["budget"],
+            "backbone": ev["backbone_stage"], "top1": ev["top1"],
+            "top1_dense": ev["top1_dense"], "top1_delta": ev["top1_delta"],
+            "top1_baseline": ev.get("top1_baseline"),
+            "top1_delta_baseline": delta_base,
+            "macs_ratio": ev["macs"]["ratio_mean"],
+            "macs_ratio_p5": ev["macs"]["ratio_p5"],
+            "macs_ratio_p95": ev["macs"]["ratio_p95"],
+            "macs_mean": ev["macs"]["clip_mean"], "macs_dense": ev["macs"]["dense"],
+            "memory_ratio": ev["memory"]["ratio"],
+            **{f"energy_{t}_ratio_model": ev["energy"][t]["ratio"] for t in tables
+               if t in ev["energy"]},
+            "speedup_measured": measured,
+            "speedup_ideal": ideal,
+            "realised_over_ideal": (measured / ideal) if measured and ideal else None,
+            "speedup_floor": dense_ms / floor_ms if dense_ms and floor_ms else None,
+            "speedup_amdahl": amdahl,
+            "realised_over_amdahl": measured / amdahl if measured and amdahl else None,
+            "macs_ratio_bench_clips": ratio_bench,
+            "median_ms": _float(b["median_ms"]) if b else None,
+            "dense_median_ms": dense_ms,
+            "dense_floor_ms": floor_ms,
+            "speedup_status": b["speedup_status"] if b else "not benched",
+            "threads": b["threads"] if b else None,
+            "kept_frames": ev["kept"]["frames"], "kept_channels": ev["kept"]["channels"],
+            "kept_features": ev["kept"]["features"],
+            "spearman_difficulty": ev["difficulty_correlation"]["spearman"],
+            "pearson_difficulty": ev["difficulty_correlation"]["pearson"],
+            "controller_macs_share": ev["overhead"]["controller_macs_share"],
+            "stats_ops_share": ev["overhead"]["stats_ops_share"],
+            "pruning_ops_share": ev["overhead"]["pruning_ops_share"],
+            "pruned_vs_masked_max_diff": ev["pruned_check"]["max_abs_logit_diff"],
+        }
+        row["meets_targets"] = bool(
+            drop >= -TARGETS["top1_drop"] - 1e-9
+            and row["macs_ratio"] <= TARGETS["macs_ratio"]
+            and measured is not None and measured >= TARGETS["speedup"]
+            and row["realised_over_ideal"] is not None
+            and row["realised_over_ideal"] >= TARGETS["realised_over_ideal"])
+        rows.append(row)
+    return rows
+
+
+def difficulty_term_rows(cfg: dict) -> list[dict[str, Any]]:
+    """Per evaluated point: the Spearman correlation of per-clip MACs with the difficulty
+    and with each nuisance term it sums (generated data only; heaviest term first), which
+    shows what drives the sign of the overall coefficient."""
+    from dance.data.synthetic import WEIGHTS
+
+    rows = []
+    for model, variant, point, ev in evaluations(cfg):
+        terms = ev.get("difficulty_terms") or {}
+        if not terms:
+            continue
+        rows.append({"model": model, "variant": variant, "operating_point": point,
+                     "point_value": ev["point_value"],
+                     "clips": ev["difficulty_correlation"]["n"],
+                     "spearman_difficulty": ev["difficulty_correlation"]["spearman"],
+                     **{f"spearman_{term} ({WEIGHTS[term]:.2f})": terms[term]["spearman"]
+                        for term in sorted(terms, key=lambda t: -WEIGHTS[t])}})
     return rows
 
 
 def write_summary(cfg: dict) -> Path:
-    """Write dance_summary.csv (and a Markdown table beside it); return the CSV path."""
+    """Write dance_summary.csv and dance_difficulty_terms.csv (each with a Markdown table
+    beside it); return the summary's path."""
+    paths = Paths(cfg)
     rows = summary_rows(cfg)
-    out = Paths(cfg).dance_summary
-    write_csv(out, rows, None if rows else REQUIRED_COLUMNS)
+    write_csv(paths.dance_summary, rows, None if rows else REQUIRED_COLUMNS)
+    _write_markdown(paths.dance_summary.with_suffix(".md"), rows, [
+        "model", "variant", "operating_point", "top1", "top1_delta_baseline", "macs_ratio",
+        "memory_ratio", "speedup_measured", "speedup_ideal", "realised_over_ideal",
+        "speedup_amdahl", "speedup_floor", "spearman_difficulty", "meets_targets"])
+    terms = difficulty_term_rows(cfg)
+    write_csv(paths.dance_difficulty_terms, terms,
+              None if terms else ["model", "variant", "operating_point", "spearman_difficulty"])
+    _write_markdown(paths.dance_difficulty_terms.with_suffix(".md"), terms,
+                    list(terms[0]) if terms else [])
+    return paths.dance_summary
+
+
+def _write_markdown(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
     from dance.io import write_text
 
-    cols = ["model", "variant", "operating_point", "top1", "top1_delta_baseline", "macs_ratio",
-            "memory_ratio", "speedup_measured", "speedup_ideal", "realised_over_ideal",
-            "speedup_amdahl", "speedup_floor", "spearman_difficulty", "meets_targets"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
@@ -171,8 +211,7 @@ def write_summary(cfg: dict) -> Path:
             v = r.get(c)
             cells.append(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v)))
         lines.append("| " + " | ".join(cells) + " |")
-    write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    return out
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:

@@ -1,4 +1,5 @@
-"""The torch view of a cached split: float clips (3, T, H, W), labels and difficulty."""
+"""The torch view of a cached split: float clips (3, T, H, W), labels and difficulty
+(with its per-nuisance terms on the generated set)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dance.data.shards import load_split
+from dance.data.synthetic import TERM_COLUMNS
 
 # Fixed per-channel normalisation (Kinetics-like statistics); a constant, so that the cached
 # uint8 clips and the network input are linked by one documented affine map.
@@ -52,6 +54,12 @@ class ClipDataset(Dataset):
         self.labels = torch.tensor([int(m["label"]) for m in meta], dtype=torch.long)
         self.difficulty = torch.tensor(
             [float(m.get("difficulty") or "nan") for m in meta], dtype=torch.float32)
+        # The generated set also stores the per-nuisance terms the difficulty sums; real
+        # sets have none (empty).
+        self.difficulty_terms: dict[str, torch.Tensor] = {
+            term: torch.tensor([float(m.get(column) or "nan") for m in meta],
+                               dtype=torch.float32)
+            for term, column in TERM_COLUMNS.items() if meta and column in meta[0]}
         self.meta = meta
         self.classes: list[str] = list(manifest["classes"])
         self.split = split

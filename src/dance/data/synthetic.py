@@ -117,8 +117,10 @@ WEIGHTS: dict[str, float] = {
     "slow": 0.35, "occlusion": 0.25, "short": 0.10, "contrast": 0.10,
     "distract": 0.08, "noise": 0.07, "background": 0.05,
 }
+# Metadata column of each term (read back by dance.data.dataset.ClipDataset.difficulty_terms).
+TERM_COLUMNS: dict[str, str] = {k: f"d_{k}" for k in WEIGHTS}
 DIFFICULTY_TEXT = (
-    "difficulty = " + " + ".join(f"{w:.2f}*d_{k}" for k, w in WEIGHTS.items())
+    "difficulty = " + " + ".join(f"{w:.2f}*{TERM_COLUMNS[k]}" for k, w in WEIGHTS.items())
     + "; each term in [0,1]: d_slow=clip(1-log10(visible_motion),0,1) with visible_motion = "
     "summed |coverage change| of the main object between frames in object areas, "
     "d_occlusion=min(1,hidden_fraction/0.5), d_short=min(1,2*(1-L/T)), "
@@ -523,7 +525,7 @@ def _meta(params: dict[str, Any], measured: dict[str, Any], split: str, index: i
         "action_start": params["action_start"],
         "action_end": params["action_start"] + params["action_len"] - 1,
         "action_fraction": f(params["action_len"] / params["frames"]),
-        **{f"d_{k}": f(v) for k, v in terms.items()},
+        **{TERM_COLUMNS[k]: f(v) for k, v in terms.items()},
     }
 
 
