@@ -272,7 +272,7 @@ def test_train_ava_resumes_from_its_epoch_checkpoint(trained, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         train_ava(run, "c3d")
     monkeypatch.setattr(loop.checkpoint, "save", real_save)
-    state = list(Paths(run).epoch_checkpoint_dir("c3d", "ava").glob("epoch_*.pt"))
+    state = list(Paths(run).epoch_checkpoint_dir("c3d", "ava").glob("run-*/epoch_*.pt"))
     assert [p.name for p in state] == ["epoch_000.pt"]
     assert not Paths(run).checkpoint("c3d", "ava").exists()
     capfd.readouterr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from dance.io import sha256_file
 from dance.paths import Paths
 from dance.train import checkpoint
 from dance.train.baseline import train_baseline
-from dance.train.stage import load_trained
+from dance.train.loop import resume_dir
+from dance.train.stage import load_trained, model_meta
 
 from conftest import REPO, run, tiny_config
 
@@ -63,12 +65,32 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     assert str(path) in str(err.value) and "corrupt" in str(err.value)
 
 
-def test_resume_checkpoint_with_other_config_is_refused(tmp_path):
+def test_a_changed_config_trains_afresh_and_changing_it_back_resumes(tmp_path, capfd):
+    """After a config change the workflow re-runs training while the old config's resume
+    point is still there: the new run must neither resume from it nor be blocked by it, and
+    the old config's point must survive, so that going back does not train again."""
+    cfg = tiny_config(tmp_path)
+    first = _train(cfg).read_bytes()
+    state_dir = Paths(cfg).epoch_checkpoint_dir("c3d", "baseline")
+    changed = tiny_config(tmp_path, train={"lr": 0.01})
+    capfd.readouterr()
+    assert train_baseline(changed, "c3d").read_bytes() != first
+    assert "resuming" not in capfd.readouterr().err
+    assert len(list(state_dir.glob("run-*/epoch_*.pt"))) == 2
+    assert train_baseline(cfg, "c3d").read_bytes() == first
+    assert "resuming after epoch" in capfd.readouterr().err
+
+
+def test_a_resume_point_of_another_run_is_refused(tmp_path):
     cfg = tiny_config(tmp_path)
     _train(cfg)
     state_dir = Paths(cfg).epoch_checkpoint_dir("c3d", "baseline")
-    assert list(state_dir.glob("epoch_*.pt"))
+    [point] = state_dir.glob("run-*/epoch_*.pt")
     changed = tiny_config(tmp_path, train={"lr": 0.01})
+    meta = model_meta(changed, "c3d", "baseline", 10)
+    planted = resume_dir(state_dir, meta) / point.name   # copied by hand into the wrong run
+    planted.parent.mkdir(parents=True)
+    shutil.copy(point, planted)
     with pytest.raises(CheckpointError, match="fingerprint"):
         train_baseline(changed, "c3d")
 
@@ -139,9 +161,9 @@ def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, stag
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     deadline = time.time() + 600
-    while not list(state_dir.glob("epoch_*.pt")) and time.time() < deadline:
+    while not list(state_dir.glob("run-*/epoch_*.pt")) and time.time() < deadline:
         time.sleep(0.05)
-    assert list(state_dir.glob("epoch_*.pt")), f"{stage} never reached its first checkpoint"
+    assert list(state_dir.glob("run-*/epoch_*.pt")), f"{stage} never reached its first checkpoint"
     delay = random.uniform(0.0, 0.5)  # anywhere in the next epoch, saving included
     time.sleep(delay)
     _kill_step(proc, command, tmp_path / "run")

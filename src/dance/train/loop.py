@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dance.config import fingerprint
 from dance.data.dataset import ClipDataset
 from dance.errors import CheckpointError
 from dance.evaluate.classify import predict, summarise
@@ -100,7 +101,8 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     """Train `model` in place, resuming from `state_dir`; return the per-epoch history.
 
     `meta` identifies the run (model, stage, config fingerprint, ...); it is stored in every
-    checkpoint and a resume checkpoint whose meta differs is refused.
+    checkpoint, and the resume point lives in :func:`resume_dir` (one folder per `meta`
+    under `state_dir`), where a checkpoint whose meta differs is refused.
     """
     loss_fn = loss_fn or cross_entropy_loss(sched.label_smoothing)
     model.to(device)
@@ -110,6 +112,7 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     history: list[dict] = []
     start_epoch = 0
 
+    state_dir = resume_dir(state_dir, meta)
     latest = _latest_epoch_checkpoint(state_dir)
     if latest is not None:
         state = checkpoint.load(latest, expect=meta)
@@ -173,6 +176,18 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     if start_epoch >= sched.epochs and not history:
         raise CheckpointError(f"{state_dir} holds no training history to finish from")
     return history
+
+
+def resume_dir(state_dir: Path, meta: dict) -> Path:
+    """The folder under `state_dir` that holds the resume point of the run `meta` names.
+
+    One per run identity: after a config change the workflow re-runs a training step whose
+    last resume point belongs to the old config. Kept in one folder, that point would block
+    the new run (refused, since resuming it would mix two configs) or be overwritten; in
+    its own folder the new run starts afresh beside it, and changing the config back
+    resumes (or, finished, just re-writes) the old run instead of training it again.
+    """
+    return state_dir / f"run-{fingerprint(meta)}"
 
 
 def write_history(path: Path, history: list[dict]) -> None:
