@@ -17,6 +17,9 @@ and ``speedup_amdahl`` (:func:`amdahl_speedup`: the speed-up if their time fell 
 their MACs), and ``realised_over_amdahl`` separates what the pruned execution loses from
 what Amdahl's law forbids (docs/method.md, "Why the default size stays far from the ideal").
 
+Beside it, ``dance_difficulty_terms.csv`` gives per point the Spearman correlation of the
+per-clip MACs with the difficulty and with each nuisance term it sums (generated data).
+
 ``meets_targets`` checks the issue's numbers for a row: top-1 at most 1 point below the dense
 baseline (``top1_delta_baseline`` ≥ −0.01; the unpruned backbone when no baseline
 evaluation exists), effective MACs ≤ 40% of dense, measured speed-up ≥ 2.0 and
