@@ -525,6 +525,26 @@ def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
         2 + len(terms)
 
 
+def test_val_check_scores_the_whole_val_split_and_writes_nothing(tiny_baseline):
+    """The recipe check (`aap-val`) reads the val split, never the test split's files."""
+    from dance.aap.evaluate import validate_aap
+    from dance.data.dataset import open_split
+    from dance.paths import Paths
+    from dance.train.aap import train_aap
+
+    cfg = tiny_baseline
+    paths = Paths(cfg)
+    if not paths.aap_checkpoint("c3d", "no_ava", 1).exists():
+        train_aap(cfg, "c3d", "no_ava", 1)
+    before = {p: p.stat().st_mtime_ns for p in paths.results.rglob("*") if p.is_file()}
+    r = validate_aap(cfg, "c3d", "no_ava", 1)
+    after = {p: p.stat().st_mtime_ns for p in paths.results.rglob("*") if p.is_file()}
+    assert after == before
+    assert r["split"] == "val" and r["clips"] == len(open_split(cfg, "val"))
+    assert r["top1_delta"] == pytest.approx(r["top1"] - r["top1_dense"])
+    assert 0.0 < r["macs_ratio"] <= 1.0
+
+
 def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline):
     """With a bench where the unprunable rest (dense-floor) takes half the dense time, no
     point can be credited more than 2× (speedup_floor), the Amdahl speed-up lies between 1

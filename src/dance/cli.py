@@ -146,6 +146,17 @@ def _evaluate_aap(cfg: dict, args: argparse.Namespace) -> None:
     print(out)
 
 
+@command("aap-val", "val-split top-1 and MACs of one AAP point (recipe choice; writes nothing)",
+         _aap_args)
+def _aap_val(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.aap.evaluate import validate_aap
+
+    r = validate_aap(cfg, args.model, args.variant, args.point)
+    print(f"{args.model} {args.variant}@{args.point} on {r['clips']} val clips: top-1 "
+          f"{r['top1']:.4f} (unpruned {r['top1_dense']:.4f}, {100 * r['top1_delta']:+.2f} "
+          f"points), MACs {r['macs_ratio']:.3f} of dense")
+
+
 def _bench_aap_args(p: argparse.ArgumentParser) -> None:
     _model_arg(p)
     p.add_argument("--variants", default=None,

@@ -312,6 +312,23 @@ def write_decisions(path_csv: Path, path_npz: Path, test: ClipDataset, net: AAPN
             np.savez_compressed(fh, **arrays)
 
 
+def validate_aap(cfg: dict, model_name: str, variant: str, point: int) -> dict[str, Any]:
+    """Top-1 (pruned and unpruned) and MAC ratio of one trained point on the whole val
+    split; writes nothing. For choosing a recipe (docs/method.md, "Threshold cap") without
+    looking at the test split; the controller's own per-epoch validation saw
+    ``aap.val_clips`` of these clips."""
+    from dance.train.aap import load_controller
+
+    device = runtime.setup(cfg)
+    torch.use_deterministic_algorithms(False)   # index ops in the pruned check
+    val = open_split(cfg, "val")
+    net = load_controller(cfg, model_name, variant, point, val.num_classes).to(device)
+    result = evaluate_net(cfg, net, val, device, None)
+    return {"split": "val", "clips": result["clips"], "top1": result["top1"],
+            "top1_dense": result["top1_dense"], "top1_delta": result["top1_delta"],
+            "macs_ratio": result["macs"]["ratio_mean"]}
+
+
 def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     """Evaluate one trained operating point on the test split; write JSON, CSV and NPZ."""
     from dance.train.aap import backbone_stage, check_point, load_controller
