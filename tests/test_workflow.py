@@ -234,3 +234,21 @@ def test_the_workflow_imports_the_package_from_its_own_checkout(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "imported from the copied checkout" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_after_changing_a_training_key_the_workflow_retrains_and_finishes(smoke, tmp_path):
+    """An author changes one AAP training key and re-runs: the controllers' old resume
+    points (still in work/) must neither block the re-run nor be resumed from."""
+    root = tmp_path / "run"
+    for part in ("work", "results", "figures"):
+        shutil.copytree(smoke / part, root / part, symlinks=True)
+    extra = tmp_path / "cap.yaml"
+    extra.write_text("aap:\n  tau_max: 1.5\n")
+    proc = run([*SNAKE, "-R", "train_aap", "--rerun-triggers", "mtime", "--cores", "2",
+                *_smoke_args(root, str(extra))], timeout=1800)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    logs = sorted((root / "work" / "logs").glob("train_aap_*.log"))
+    assert logs and not any("resuming" in log.read_text() for log in logs)
+    states = list((root / "work" / "checkpoints").glob("*/aap/*/run-*"))
+    assert len(states) == 2 * len(logs)          # the old config's points kept beside
