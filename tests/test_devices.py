@@ -336,7 +336,10 @@ def test_runner_log_on_the_host_is_what_the_host_ingests(runner_log):
     log = logs.read_runner_log(path)
     h = log["header"]
     assert h["models"] == ["c3d:dense", "c3d:dance@0"] and h["clips"] == 3
-    assert h["power"]["source"] == "none" and "jetson-stats" in h["power"]["reason"]
+    # jetson-stats is installed (a dependency), but no jtop service runs here: absent, said so.
+    reason = h["power"]["reason"]
+    assert h["power"]["source"] == "none"
+    assert reason.startswith(("jetson-stats not installed", "jtop could not start")), reason
     assert [c["max_abs_diff"] < 1e-5 for c in log["check"]] == [True, True]
     assert len(log["call"]) == 2 * 3 * 2             # models × clips × repeats
     # interleaved with rotation: round k starts with model k mod 2
@@ -346,7 +349,7 @@ def test_runner_log_on_the_host_is_what_the_host_ingests(runner_log):
     summary = logs.summarise_runner_log(log)["models"]
     assert summary["c3d:dense"]["speedup_vs_dense"] == 1.0
     assert summary["c3d:dance@0"]["energy_j_per_clip"] is None
-    assert summary["c3d:dance@0"]["status"].startswith("not measured: jetson-stats")
+    assert summary["c3d:dance@0"]["status"] == "not measured: " + reason
 
 
 def test_runner_refuses_to_run_without_jtop_when_power_is_required(runner_log):

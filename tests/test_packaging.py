@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import tomllib
 import yaml
 
@@ -27,3 +31,70 @@ def test_torch_is_pinned_exactly_and_torchvision_absent():
     deps = _pyproject_deps()
     assert "torch==2.13.0" in deps
     assert not any(d.startswith("torchvision") for d in deps)
+
+
+# --- every import declared (issue 18) -------------------------------------------------------
+
+def _check_deps(repo):
+    """scripts/check_deps.py (deptry over src/, tests/ and the compiled workflow) on `repo`."""
+    return subprocess.run([sys.executable, str(REPO / "scripts/check_deps.py"), str(repo)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tree(tmp_path, *, drop: str | None = None, rule_file: str | None = None):
+    """A small project: this checkout's pyproject.toml (less the dependency `drop`) and src/,
+    a one-rule Snakefile, and optionally a rule file with the text `rule_file`."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "src", repo / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    text = (REPO / "pyproject.toml").read_text()
+    if drop is not None:
+        kept = [ln for ln in text.splitlines() if not ln.strip().startswith(f'"{drop}')]
+        assert len(kept) < len(text.splitlines()), f"{drop} is not declared"
+        text = "\n".join(kept) + "\n"
+    (repo / "pyproject.toml").write_text(text)
+    (repo / "Snakefile").write_text('rule a:\n    shell: "true"\n')
+    if rule_file is not None:
+        (repo / "workflow/rules").mkdir(parents=True)
+        (repo / "workflow/rules/extra.smk").write_text(rule_file)
+    return repo
+
+
+def test_every_third_party_import_under_src_tests_and_workflow_is_declared():
+    proc = _check_deps(REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_undeclared_import_fails_the_check_naming_the_module_and_the_file(tmp_path):
+    # The bug of issue 18: scipy was imported by aap/evaluate.py but declared nowhere.
+    proc = _check_deps(_tree(tmp_path, drop="scipy"))
+    assert proc.returncode != 0
+    finding = next(ln for ln in proc.stdout.splitlines() if "'scipy'" in ln)
+    # DEP001 where nothing installs scipy, DEP003 where another package pulls it in.
+    assert "src/dance/aap/evaluate.py" in finding and ("DEP001" in finding or "DEP003" in finding)
+
+
+def test_an_undeclared_import_in_a_rule_file_fails_the_check(tmp_path):
+    rules = 'import tabulate\n\nrule b:\n    shell: "true"\n'
+    proc = _check_deps(_tree(tmp_path, rule_file=rules))
+    assert proc.returncode != 0
+    finding = next(ln for ln in proc.stdout.splitlines() if "'tabulate'" in ln)
+    assert "workflow/rules/extra.smk" in finding
+
+
+# --- README commands == CI (issue 18) -------------------------------------------------------
+
+def test_ci_runs_the_readme_commands_in_a_clean_venv():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from readme_commands import readme_commands
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    main_cmd, test_cmd = readme_commands()
+    assert main_cmd.endswith("snakemake --cores all") and "pip install -e ." in main_cmd
+    assert test_cmd.endswith("python -m pytest") and '".[test]"' in test_cmd
+    ci = (REPO / ".ci/run").read_text()
+    assert "python3 -m venv" in ci and "system-site-packages" not in ci
+    for number in ("1", "2"):
+        assert f"scripts/readme_commands.py {number}" in ci
+    assert "--configfile workflow/config/smoke.yaml" in ci and "pip check" in ci
