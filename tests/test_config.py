@@ -109,3 +109,86 @@ def test_paper_config_passes_a_dry_run(tmp_path):
                 "workflow/config/paper.yaml", "--config", f"work_dir={tmp_path}/w",
                 f"results_dir={tmp_path}/r", f"figures_dir={tmp_path}/f"])
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# --- one resolution for both entry points, and input that is not a config (issue 19) --------
+
+def _snakemake_resolved(tmp_path, configfile=None, *entries: str) -> dict:
+    """The config the workflow resolves (the file it hands every step), from a dry run with
+    `configfile` and the `--config` `entries`."""
+    work = tmp_path / "work"
+    files = ["--configfile", str(configfile)] if configfile else []
+    proc = run([sys.executable, "-m", "snakemake", "-n", "--quiet", "--cores", "1", *files,
+                "--config", *entries, f"work_dir={work}", f"results_dir={tmp_path / 'results'}",
+                f"figures_dir={tmp_path / 'figures'}"], cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (resolved,) = (work / "config").glob("config-*.yaml")
+    return yaml.safe_load(resolved.read_text())
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "paper"])
+def test_cli_and_workflow_resolve_every_shipped_config_alike(tmp_path, name):
+    # Before, the CLI read `--config X` alone while Snakemake layered X over default.yaml:
+    # for smoke.yaml 12 keys differed (ava.lambda 1.0 vs 30, ...).
+    path = REPO / "workflow/config" / f"{name}.yaml"
+    dirs = {"work_dir": str(tmp_path / "work"), "results_dir": str(tmp_path / "results"),
+            "figures_dir": str(tmp_path / "figures")}
+    workflow = _snakemake_resolved(tmp_path, path)
+    sets = [a for k, v in dirs.items() for a in ("--set", f"{k}={v}")]
+    cli = dance_cli("validate-config", "--config", str(path), *sets)
+    assert cli.returncode == 0, cli.stderr
+    assert yaml.safe_load(cli.stdout) == workflow == config_mod.load(path, dirs)
+
+
+def test_nested_workflow_config_values_get_their_types(tmp_path):
+    # Snakemake leaves the values inside `--config "train={epochs: 1}"` strings ("1"), which
+    # the schema refused; they now read as YAML would.
+    cfg = _snakemake_resolved(tmp_path, None, "train={epochs: 1, lr: 1e-3}")
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.001
+    assert cfg["train"]["batch_size"] == config_mod.load()["train"]["batch_size"]  # merged
+    assert config_mod.typed_cli_values({"a": {"b": "true", "c": "c3d", "d": ["1", "x"]}}) == \
+        {"a": {"b": True, "c": "c3d", "d": [1, "x"]}}
+
+
+def _cli_fails_naming(proc, *names: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.startswith("dance validate-config: error: "), proc.stderr[-2000:]
+    for name in names:
+        assert name in proc.stderr, (name, proc.stderr)
+
+
+@pytest.mark.parametrize("override, names", [
+    ("train.lr=.inf", ["'train.lr'", "inf", "finite"]),
+    ("train.lr=.nan", ["'train.lr'", "nan", "finite"]),
+    ("seed=281474976710656", ["'seed'", "2147483647"]),            # 2^48
+    ("models=[c3d", ["override models=[c3d", "not valid YAML"]),
+    ("seed=\udcff", ["override seed=", "not valid YAML"]),          # a non-UTF-8 byte
+    ("=3", ["'=3'", "not a key"]),
+])
+def test_bad_override_stops_with_one_line_naming_it(override, names):
+    _cli_fails_naming(dance_cli("validate-config", "--set", override), *names)
+
+
+def test_config_with_a_key_given_twice_is_refused_by_both_entry_points(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("seed: 1\ntrain:\n  epochs: 2\n  epochs: 3\n")
+    _cli_fails_naming(dance_cli("validate-config", "--config", str(path)),
+                      str(path), "'epochs' is given twice")
+    proc = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+                "--configfile", str(path)], cwd=REPO, timeout=300)
+    assert proc.returncode == 1 and "'epochs' is given twice" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("content, names", [
+    (b"seed: 1\nname: \xff\xfe\n", ["not UTF-8"]),
+    (None, ["is a folder"]),
+    (b"- a list\n", ["must hold a mapping"]),
+])
+def test_unreadable_config_file_is_named(tmp_path, content, names):
+    path = tmp_path / "cfg.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    _cli_fails_naming(dance_cli("validate-config", "--config", str(path)), str(path), *names)

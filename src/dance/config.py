@@ -12,6 +12,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ def validate(raw: dict | None) -> dict:
     cfg = copy.deepcopy(raw or {})
     if not isinstance(cfg, dict):
         raise ConfigError("the config must be a mapping of keys to values")
+    _refuse_non_finite(cfg)
     schema = load_schema()
     _fill_defaults(cfg, schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -110,6 +112,19 @@ def validate(raw: dict | None) -> dict:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(seen.values()))
     _check_cross_keys(cfg)
     return cfg
+
+
+def _refuse_non_finite(node: Any, where: str = "") -> None:
+    """No key takes infinity or NaN (YAML's .inf/.nan): they pass every range check of the
+    schema (a comparison with NaN is always false) and train to NaN silently."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _refuse_non_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _refuse_non_finite(value, f"{where}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"config key '{where}' = {node} is invalid: allowed is a finite number")
 
 
 def _check_cross_keys(cfg: dict) -> None:
@@ -126,19 +141,66 @@ def _check_cross_keys(cfg: dict) -> None:
             f"'dataset.synthetic.radius_max' ({syn['radius_max']})")
 
 
-def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Read a YAML/JSON config file (default: workflow/config/default.yaml) and validate it."""
-    path = Path(path) if path else DEFAULT_CONFIG
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first at line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text (safe, duplicate keys refused); `where` names its source in the error."""
     try:
-        with open(path) as fh:
-            raw = yaml.safe_load(fh) or {}
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One config file as a mapping, every way it can be unreadable named with its path."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if overrides:
-        raw = merge(raw, overrides)
-    return validate(raw)
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a YAML/JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
+    raw = parse_yaml(text, f"config file {path}") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return raw
+
+
+def resolve(config_files: Iterable[str | Path] = (), overrides: dict | None = None, *,
+            with_default: bool = True) -> dict:
+    """The one way a config is put together, for the CLI and the workflow alike: default.yaml,
+    then each file in order merged over it (as Snakemake's ``--configfile`` does), then the
+    `overrides`, validated. ``with_default=False`` drops the first layer (Snakemake's
+    ``--replace-workflow-config``)."""
+    files = [Path(f) for f in config_files]
+    if with_default:
+        files = [DEFAULT_CONFIG, *(f for f in files if f.resolve() != DEFAULT_CONFIG.resolve())]
+    raw: dict = {}
+    for path in files:
+        raw = merge(raw, read_config_file(path))
+    return validate(merge(raw, overrides or {}))
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """`path` (if any) layered over default.yaml, then `overrides`: :func:`resolve`."""
+    return resolve([path] if path else [], overrides)
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -157,14 +219,39 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r}: {key!r} is not a key (like train.epochs)")
     node: dict = {}
     cursor = node
-    parts = key.strip().split(".")
     for part in parts[:-1]:
         cursor[part] = {}
         cursor = cursor[part]
-    cursor[parts[-1]] = yaml.safe_load(value)
+    cursor[parts[-1]] = parse_yaml(value, f"the value of override {key.strip()}={value}")
     return node
+
+
+def typed_cli_values(overrides: Any) -> Any:
+    """Snakemake's ``--config key=value`` types a top-level value but leaves every value
+    inside a nested one (``train={epochs: 1}``) a string: give those strings the type their
+    text reads as, the way Snakemake types top-level values (int, float, bool, YAML)."""
+    if isinstance(overrides, dict):
+        return {k: typed_cli_values(v) for k, v in overrides.items()}
+    if isinstance(overrides, list):
+        return [typed_cli_values(v) for v in overrides]
+    if not isinstance(overrides, str):
+        return overrides
+    for parse in (int, float):
+        try:
+            return parse(overrides)
+        except ValueError:
+            pass
+    if overrides.lower() in ("true", "false"):
+        return overrides.lower() == "true"
+    try:
+        return yaml.safe_load(overrides)
+    except yaml.YAMLError:
+        return overrides
 
 
 # AVA's fine-tuning schedule: the budget every compared method is trained with too.

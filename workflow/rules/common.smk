@@ -14,7 +14,15 @@ from dance.io import check_output_folder
 from dance.paths import Paths
 
 try:
-    config.update(dance_config.validate(config))
+    # The config is put together by the same function as the CLI's (default.yaml, then each
+    # --configfile, then --config), from the files themselves: a key given twice in a file
+    # is refused, and nested --config values get their types.
+    settings = workflow.config_settings
+    resolved = dance_config.resolve(
+        settings.configfiles, dance_config.typed_cli_values(dict(settings.config)),
+        with_default=not settings.replace_workflow_config)
+    config.clear()
+    config.update(resolved)
     for key in ("results_dir", "figures_dir", "work_dir"):
         check_output_folder(config[key], key)
 except DanceError as exc:
@@ -45,7 +53,7 @@ def fp(*sections):
 
 def dance(cmd, *args):
     """Shell line of one step; its stderr (progress, messages) goes to the terminal and log."""
-    return " ".join([DANCE.format(cmd=cmd), *args, "2>&1 | tee {log}"])
+    return " ".join([DANCE.format(cmd=cmd), *args, "2>&1 | tee {log:q}"])
 
 
 def job_threads(kind):
