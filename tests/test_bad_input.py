@@ -120,3 +120,62 @@ def test_output_folder_that_is_a_file_stops_before_any_work(tmp_path, key):
                 str(cfg_file)])
     assert flow.returncode != 0 and f"'{key}'" in flow.stderr + flow.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "config.yaml"]
+
+
+# --- checkpoints: data they were trained on, and what loading may run (issue 19) ------------
+
+def _other_data(cfg: dict) -> None:
+    """Rebuild the data set in cfg's work folder with other settings (as `prepare-data` with
+    another config file did), leaving the config and the checkpoints as they were."""
+    other = dict(cfg, dataset={**cfg["dataset"], "synthetic": {
+        **cfg["dataset"]["synthetic"], "train_clips": cfg["dataset"]["synthetic"]["train_clips"] + 2}})
+    prepare(other, progress=False)
+
+
+def test_checkpoint_trained_on_other_data_is_refused_not_evaluated(trained, tmp_path):
+    # Before, `evaluate` scored a checkpoint trained on the old data on the new test split,
+    # exit 0 and no warning.
+    cfg, cfg_file = _copy(trained, tmp_path)
+    _other_data(cfg)
+    proc = dance_cli("evaluate", "--config", str(cfg_file), "--model", "c3d")
+    _fails_naming(proc, Paths(cfg).checkpoint("c3d", "baseline"), "another data set")
+    assert not Paths(cfg).metrics.exists()
+
+
+def test_training_on_changed_data_starts_afresh_instead_of_resuming(trained, tmp_path):
+    cfg, _ = _copy(trained, tmp_path)
+    paths = Paths(cfg)
+    before = sorted(paths.epoch_checkpoint_dir("c3d", "baseline").glob("run-*"))
+    _other_data(cfg)
+    train_baseline(cfg, "c3d")
+    after = sorted(paths.epoch_checkpoint_dir("c3d", "baseline").glob("run-*"))
+    assert len(before) == 1 and len(after) == 2 and before[0] in after
+    from dance.data import data_fingerprint
+    from dance.train import checkpoint
+    assert checkpoint.load(paths.checkpoint("c3d", "baseline"))["meta"]["data"] == \
+        data_fingerprint(cfg)
+
+
+class _Payload:
+    """Pickles to a call of open(marker, "w"): loading it with pickle creates the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_checkpoint_that_would_run_code_is_refused_and_nothing_runs(trained, tmp_path):
+    # Before, torch.load(weights_only=False) ran the payload when `evaluate` read the file.
+    import torch
+
+    cfg, cfg_file = _copy(trained, tmp_path)
+    ckpt = Paths(cfg).checkpoint("c3d", "baseline")
+    marker = tmp_path / "ran"
+    payload = torch.load(ckpt, weights_only=True)
+    torch.save({**payload, "extra": _Payload(marker)}, ckpt)
+    proc = dance_cli("evaluate", "--config", str(cfg_file), "--model", "c3d")
+    _fails_naming(proc, ckpt, "refused unread")
+    assert not marker.exists()
+    assert not Paths(cfg).metrics.exists()

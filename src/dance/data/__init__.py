@@ -17,3 +17,17 @@ def prepare(cfg: dict, progress: bool = True) -> Path:
     from dance.data.video import prepare_real
 
     return prepare_real(cfg, out_dir, progress=progress)
+
+
+def data_fingerprint(cfg: dict) -> str | None:
+    """Hash of the configured data set's manifest (None before it is built). Checkpoints
+    record it, so a network trained on other data is retrained or refused, never evaluated
+    on data it was not trained for. The manifest is byte-identical for identical data."""
+    import hashlib
+
+    from dance.paths import Paths
+
+    path = Paths(cfg).manifest
+    if not path.exists():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

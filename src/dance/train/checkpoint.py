@@ -1,13 +1,16 @@
 """Checkpoints that refuse to be misused.
 
-A checkpoint records which model, data shape and config produced it; loading one made for
+A checkpoint records which model, data set and config produced it; loading one made for
 something else, or a truncated/corrupt file, raises CheckpointError naming the file instead
-of failing deep inside `load_state_dict`.
+of failing deep inside `load_state_dict`. It holds tensors and plain data only, and is read
+with ``weights_only=True``: a file that holds anything else (a pickled object that would run
+code when loaded) is refused before any of it runs.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,15 @@ def load(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, An
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({exc}); delete "
+                                  "it and re-run to rebuild it") from None
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain data; refused "
+            "unread (loading it could run code). A DANCE checkpoint never does: rebuild it "
+            "or ask its sender how it was made") from None
     except Exception as exc:  # torch raises many types for a damaged zip/pickle
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: "
@@ -41,6 +52,10 @@ def load(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, An
         raise CheckpointError(f"{path} is not a DANCE checkpoint (no 'meta'/'model' entries)")
     for key, want in (expect or {}).items():
         got = payload["meta"].get(key)
+        if got != want and key == "data":
+            raise CheckpointError(
+                f"checkpoint {path} was trained on another data set (manifest hash {got!r}; "
+                f"the data set now is {want!r}): re-run its training step (Snakemake does)")
         if got != want:
             raise CheckpointError(
                 f"checkpoint {path} was made for {key}={got!r}, but this run needs "

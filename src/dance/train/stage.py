@@ -10,6 +10,7 @@ import torch
 
 from dance import config as config_mod
 from dance import runtime
+from dance.data import data_fingerprint
 from dance.data.dataset import open_split
 from dance.paths import Paths
 from dance.train import checkpoint
@@ -49,6 +50,7 @@ def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict
         "frames": cfg["dataset"]["frames"],
         "size": cfg["dataset"]["size"],
         "dataset": cfg["dataset"]["name"],
+        "data": data_fingerprint(cfg),
         "fingerprint": fingerprint_for_training(cfg, stage, model_name),
     }
 
