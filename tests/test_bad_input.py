@@ -179,3 +179,10 @@ def test_checkpoint_that_would_run_code_is_refused_and_nothing_runs(trained, tmp
     _fails_naming(proc, ckpt, "refused unread")
     assert not marker.exists()
     assert not Paths(cfg).metrics.exists()
+
+
+def test_unknown_model_is_named_with_the_allowed_ones(trained, tmp_path):
+    # Before: "checkpoint not found".
+    _, cfg_file = _copy(trained, tmp_path)
+    proc = dance_cli("evaluate", "--config", str(cfg_file), "--model", "vgg")
+    _fails_naming(proc, "unknown model 'vgg'", "c3d", "r3d18")

@@ -289,3 +289,17 @@ def test_temporal_mean_input_keeps_only_what_changes(data_dir):
     assert next(iter(moving.batches(4)))[0].equal(r)       # training batches get it too
     with pytest.raises(ValueError, match="allowed: rgb, rgb_minus_temporal_mean"):
         to_input(static, "flow")
+
+
+def test_samples_figure_is_byte_identical_between_runs(data_dir, tmp_path):
+    # Before, its PDF embedded /CreationDate and differed between identical runs.
+    import time
+
+    outs = []
+    for run_no in range(2):
+        png, pdf = tmp_path / f"{run_no}" / "s.png", tmp_path / f"{run_no}" / "s.pdf"
+        plot_samples(data_dir, png, pdf, per_class=1)
+        outs.append((png.read_bytes(), pdf.read_bytes()))
+        time.sleep(1.1)                      # a creation date would now differ
+    assert outs[0] == outs[1]
+    assert b"CreationDate" not in outs[0][1]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dance import config as config_mod
-from dance.errors import DanceError
+from dance.errors import ConfigError, DanceError
 
 Command = Callable[[dict, argparse.Namespace], object]
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
@@ -486,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         for text in args.overrides:
             overrides = config_mod.merge(overrides, config_mod.parse_override(text))
         cfg = config_mod.load(args.config, overrides)
+        if isinstance(getattr(args, "model", None), str):
+            from dance.models.registry import MODELS
+
+            if args.model not in MODELS:
+                raise ConfigError(f"unknown model {args.model!r} (--model); allowed: "
+                                  f"{', '.join(sorted(MODELS))}")
         if args.command != "validate-config":
             from dance.io import check_output_folder
 

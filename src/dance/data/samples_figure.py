@@ -100,8 +100,10 @@ def plot_samples(data_dir: Path, out_png: Path, out_pdf: Path, per_class: int = 
                         bottom=0.05 / height)
     # PNG, PDF and CSV renamed into place together: a kill never leaves a mixed set
     with atomic_paths([out_png, out_pdf, out_png.with_suffix(".csv")]) as (png, pdf, table):
-        fig.savefig(png, format="png", dpi=150)
-        fig.savefig(pdf, format="pdf")
+        from dance.report.style import savefig
+
+        savefig(fig, png, "png", 150)
+        savefig(fig, pdf, "pdf", 150)
         plt.close(fig)
         dump_csv(table, rows, fieldnames=["row", "label", "class_name", "slot", "split",
                                           "index", "difficulty", "frames"])

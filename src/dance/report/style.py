@@ -112,6 +112,13 @@ def legend_below(fig: plt.Figure, handles: Sequence, labels: Sequence[str],
                title=title, handlelength=1.8, columnspacing=1.0)
 
 
+def savefig(fig: plt.Figure, path: Path, fmt: str, dpi: float) -> None:
+    """The one way a figure file is written: without the creation date (PDF) or software
+    stamp (PNG), so that identical runs write identical bytes."""
+    meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    fig.savefig(path, format=fmt, dpi=dpi, metadata=meta)
+
+
 def save(fig: plt.Figure, cfg: dict, name: str, data: pd.DataFrame | Sequence[Mapping],
          ) -> list[Path]:
     """Write `fig` as ``figures_dir/name.{png,pdf}`` and its data as ``name.csv``, the three
@@ -121,8 +128,7 @@ def save(fig: plt.Figure, cfg: dict, name: str, data: pd.DataFrame | Sequence[Ma
     columns = list(data.columns) if isinstance(data, pd.DataFrame) else None
     with atomic_paths(out) as tmps:
         for ext, tmp in zip(FORMATS, tmps, strict=False):
-            meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-            fig.savefig(tmp, format=ext, dpi=cfg["plots"]["dpi"], metadata=meta)
+            savefig(fig, tmp, ext, cfg["plots"]["dpi"])
             fig.set_layout_engine("none")    # laid out once (in figure fractions): reuse it
         plt.close(fig)
         dump_csv(tmps[-1], [_plain(r) for r in rows], columns)
