@@ -24,7 +24,7 @@ from dance.train.baseline import train_baseline
 from dance.train.loop import resume_dir
 from dance.train.stage import load_trained, model_meta
 
-from conftest import REPO, run, tiny_config
+from conftest import REPO, dance_cli, run, tiny_config
 
 
 def _train(cfg: dict, model: str = "c3d"):
@@ -178,3 +178,17 @@ def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, stag
     for out, want in zip(outputs, targets(Paths(_kill_config(tmp_path / "ref", stage))),
                          strict=True):
         assert sha256_file(out) == sha256_file(want), f"{out} differs ({delay:.2f} s)"
+
+
+def test_training_whose_loss_is_not_finite_stops_naming_step_epoch_and_key(tmp_path):
+    # Before, train.lr=1e30 (or .inf, now refused by the config) trained to NaN, exit 0,
+    # and wrote a NaN checkpoint.
+    cfg = tiny_config(tmp_path, models=["c3d"], train={"epochs": 1, "lr": 1e30})
+    prepare(cfg, progress=False)
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    proc = dance_cli("train-baseline", "--config", str(cfg_file), "--model", "c3d")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "c3d baseline" in last and "epoch 1" in last and "'train.lr'" in last, last
+    assert not Paths(cfg).checkpoint("c3d", "baseline").exists()

@@ -22,6 +22,10 @@ class CheckpointError(DanceError):
     """A missing, corrupt or mismatched checkpoint; the message names the path."""
 
 
+class TrainingError(DanceError):
+    """Training that cannot go on (its loss is no longer finite); names the step and key."""
+
+
 class DeviceError(DanceError):
     """A device run or log that cannot be used (unreachable device, truncated or malformed
     log); the message names the device or the file."""

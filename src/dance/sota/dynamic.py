@@ -68,7 +68,7 @@ def stage_name(method: str, point: int) -> str:
 def schedule(cfg: dict, method: str) -> Schedule:
     """`train`'s schedule with AVA's epochs, warm-up and learning rate (the same fine-tuning
     budget as AVA); ``sota.<method>.lr`` replaces the rate when set."""
-    return ava_schedule(cfg, cfg["sota"][method]["lr"])
+    return ava_schedule(cfg, cfg["sota"][method]["lr"], f"sota.{method}.lr")
 
 
 def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:

@@ -112,7 +112,7 @@ def schedule(cfg: dict):
     """AVA's fine-tuning schedule (same budget), with ``sota.l1.lr`` if set."""
     from dance.train.ava import ava_schedule
 
-    return ava_schedule(cfg, cfg["sota"]["l1"]["lr"])
+    return ava_schedule(cfg, cfg["sota"]["l1"]["lr"], "sota.l1.lr")
 
 
 def train_l1(cfg: dict, model_name: str, level: str) -> Path:

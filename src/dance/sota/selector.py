@@ -206,7 +206,7 @@ def train_selector(cfg: dict, model_name: str) -> Path:
     sched = Schedule(epochs=sel["epochs"], batch_size=sel["batch_size"], lr=sel["lr"],
                      optimizer="adamw", weight_decay=cfg["train"]["weight_decay"],
                      channels_last=False, eval_batch_size=cfg["train"]["eval_batch_size"],
-                     progress=cfg["train"]["progress"])
+                     progress=cfg["train"]["progress"], lr_key="sota.selector.lr")
     meta = selector_meta(cfg, model_name, val.num_classes)
     history = fit(head, train_set, monitor, sched, seed=cfg["seed"], device=device,
                   state_dir=paths.sota_state_dir(model_name, "selector"), meta=meta,

@@ -256,7 +256,7 @@ def aap_schedule(cfg: dict) -> Schedule:
     a = cfg["aap"]
     sched = replace(Schedule.from_config(cfg["train"]), epochs=a["epochs"], lr=a["lr"],
                     batch_size=a["batch_size"], warmup_epochs=0.0,
-                    weight_decay=a["weight_decay"])
+                    weight_decay=a["weight_decay"], lr_key="aap.lr")
     if hasattr(sched, "optimizer"):
         sched = replace(sched, optimizer=a["optimizer"])
     return sched

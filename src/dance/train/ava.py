@@ -15,12 +15,14 @@ from dance.train.loop import Schedule
 from dance.train.stage import load_trained, train_stage
 
 
-def ava_schedule(cfg: dict, lr: float | None = None) -> Schedule:
+def ava_schedule(cfg: dict, lr: float | None = None, lr_key: str = "ava.lr") -> Schedule:
     """`train`'s schedule with the epochs, peak LR and warm-up of the `ava` section: the
-    fine-tuning budget every compared method gets too (`lr` replaces the rate when set)."""
+    fine-tuning budget every compared method gets too (`lr`, the value of config key
+    `lr_key`, replaces the rate when set)."""
     ava = cfg["ava"]
     return replace(Schedule.from_config(cfg["train"]), epochs=ava["epochs"],
-                   lr=ava["lr"] if lr is None else lr, warmup_epochs=ava["warmup_epochs"])
+                   lr=ava["lr"] if lr is None else lr, warmup_epochs=ava["warmup_epochs"],
+                   lr_key="ava.lr" if lr is None else lr_key)
 
 
 def train_ava(cfg: dict, model_name: str) -> Path:

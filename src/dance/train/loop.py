@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from dance.config import fingerprint
 from dance.data.dataset import ClipDataset
-from dance.errors import CheckpointError
+from dance.errors import CheckpointError, TrainingError
 from dance.evaluate.classify import predict, summarise
 from dance.io import write_csv
 from dance.train import checkpoint
@@ -45,6 +45,7 @@ class Schedule:
     channels_last: bool = True
     eval_batch_size: int = 32
     progress: bool = True
+    lr_key: str = "train.lr"        # the config key of `lr`, named when training diverges
 
     @classmethod
     def from_config(cls, section: dict) -> Schedule:
@@ -142,6 +143,12 @@ def fit(model: torch.nn.Module, train_set: ClipDataset, val_set: ClipDataset,
             if sched.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last_3d)
             loss, logits, terms = loss_fn(model, x, y)
+            if not torch.isfinite(loss.detach()):
+                bar.close()
+                raise TrainingError(
+                    f"{desc}: the training loss became {float(loss.detach())} at epoch "
+                    f"{epoch + 1}, step {step + 1}; lower '{sched.lr_key}' (peak rate "
+                    f"{sched.lr:g}) and re-run. No checkpoint of this epoch was written")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
