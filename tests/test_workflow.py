@@ -252,3 +252,17 @@ def test_after_changing_a_training_key_the_workflow_retrains_and_finishes(smoke,
     assert logs and not any("resuming" in log.read_text() for log in logs)
     states = list((root / "work" / "checkpoints").glob("*/aap/*/run-*"))
     assert len(states) == 2 * len(logs)          # the old config's points kept beside
+
+
+def test_output_folders_with_a_space_work_and_nothing_lands_outside(tmp_path):
+    # Before, `tee {log}` was unquoted: every job failed and wrote a stray file named after
+    # the part of the log path before the space.
+    root = tmp_path / "with space"
+    before = set(REPO.iterdir())
+    target = f"{root}/work/data/synthetic/manifest.json"
+    proc = run([*SNAKE, "--cores", "2", *_smoke_args(root), "--", target], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Path(target).exists()
+    assert list((root / "work/logs").rglob("*.log")), "the step's log was not written"
+    assert set(REPO.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["with space"]
