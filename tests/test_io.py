@@ -57,3 +57,48 @@ def test_output_folder_that_cannot_be_created_is_named(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DanceError, match="cannot create output folder"):
         write_json(blocker / "metrics" / "x.json", {})
+
+
+# --- the disk or the path refuses a write (issue 19.4) --------------------------------------
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_writing_a_checkpoint_names_it_and_leaves_nothing(tmp_path, monkeypatch):
+    # Before: a bare OSError traceback.
+    from pathlib import Path
+
+    from dance.train import checkpoint
+
+    target = tmp_path / "ckpt" / "baseline.pt"
+    monkeypatch.setattr(Path, "write_bytes", _disk_full)
+    with pytest.raises(DanceError, match="cannot write .*baseline.pt: No space left on device; "
+                                         "nothing partial was left"):
+        checkpoint.save(target, {"meta": {}, "model": {}})
+    assert list(target.parent.iterdir()) == []
+
+
+def test_disk_full_while_writing_a_data_shard_names_it_and_leaves_nothing(tmp_path, monkeypatch):
+    import numpy as np
+
+    from dance.data import shards
+
+    monkeypatch.setattr(np, "save", _disk_full)
+    writer = shards.ShardWriter(tmp_path, "train", shard_size=2, frames=2, size=4)
+    with pytest.raises(DanceError, match=r"cannot write .*train_000.npy: No space left"):
+        for _ in range(2):
+            writer.add(np.zeros((2, 4, 4, 3), np.uint8), {"label": 0})
+    assert [p for p in tmp_path.iterdir() if p.suffix in (".npy", ".tmp")] == []
+
+
+def test_path_longer_than_the_os_allows_is_named(tmp_path):
+    from conftest import dance_cli
+
+    long_dir = tmp_path / ("x" * 300)
+    proc = dance_cli("prepare-data", "--set", f"work_dir={long_dir}",
+                     "--set", "dataset.synthetic.train_clips=4")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "File name too long" in proc.stderr and "x" * 300 in proc.stderr

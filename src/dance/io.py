@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,8 @@ from dance.errors import DanceError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# Errors of the disk or the path, not of the code: named with the file, never a traceback.
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EROFS}
 
 
 @contextlib.contextmanager
@@ -48,6 +51,15 @@ def atomic_paths(paths: Iterable[str | Path]) -> Iterator[list[Path]]:
         yield tmps
         for tmp, path in zip(tmps, targets, strict=True):
             os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        # The output being written: the one whose temporary file failed, else the first.
+        named = {str(tmp): path for tmp, path in zip(tmps, targets, strict=False)}
+        where = named.get(str(exc.filename), targets[len(tmps)] if len(tmps) < len(targets)
+                          else targets[0])
+        raise DanceError(f"cannot write {where}: {exc.strerror}; nothing partial was left "
+                         "(free space or shorten the path, then re-run)") from None
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
@@ -136,8 +148,11 @@ def check_output_folder(path: str | Path, key: str) -> None:
     Creates nothing."""
     path = Path(path)
     existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as exc:                  # e.g. a name longer than the OS allows
+        raise DanceError(f"config key '{key}' = {path}: {exc.strerror}") from None
     if not existing.is_dir():
         raise DanceError(f"config key '{key}' = {path}: {existing} is a file, not a folder; "
                          f"move it away or point '{key}' elsewhere")
