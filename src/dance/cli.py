@@ -1,7 +1,7 @@
 """`python -m dance <command>`: every workflow step, runnable on its own.
 
-Each command takes `--config FILE` (default: workflow/config/default.yaml) and any number of
-`--set key.sub=value` overrides, validates the result against the schema, and calls one
+Each command takes `--config FILE` (layered over workflow/config/default.yaml, as the
+workflow's --configfile is) and any number of `--set key.sub=value` overrides, validates the result against the schema, and calls one
 function of the package. Errors caused by input print one line naming the key or file and
 exit with status 2; nothing is left half-written (all outputs are atomic).
 """
@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, add_args, _) in _COMMANDS.items():
         sub = subs.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", type=Path, default=None,
-                         help="config YAML/JSON (default: workflow/config/default.yaml)")
+                         help="config YAML/JSON, merged over workflow/config/default.yaml")
         sub.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=2")
         add_args(sub)
