@@ -91,6 +91,7 @@ rule snapdragon:
 rule devices_summary:
     input:
         host=PATHS.bench_onnx,
+        check=PATHS.onnx_export_check,
         jetson=PATHS.device_result("jetson_nano"),
         phone=PATHS.device_result("snapdragon"),
     output:

@@ -9,25 +9,34 @@ import the ``dance`` package.
     python3 device_runner.py --bundle BUNDLE_DIR --out LOG.jsonl [--power auto|jtop|none]
 
 The bundle (written by ``python -m dance export-onnx``) holds ``manifest.json``, the ONNX
-models, the test clips (``clips.npy``) and PyTorch's logits of those clips
-(``reference.npz``). The runner
+models, the test clips (``clips.npy``) and PyTorch's outputs of those clips
+(``reference.npz``). Models are loaded in groups of at most ``--max-sessions`` (each group a
+backbone's dense model and up to ``max_sessions - 1`` others, so that a Nano's 4 GB hold
+them) and each group in turn is
 
-1. checks every model against PyTorch's logits on every clip (max |diff| logged);
-2. times all models interleaved at batch 1: ``warmup`` untimed rounds, then ``repeats``
-   passes over the clips, each round running every model once in an order rotated per
-   round (drift falls on every model alike);
-3. runs an idle window, then each model alone for ``window_s`` seconds (cycling the clips),
-   while a thread logs timestamped power samples; the host integrates them over each window.
+1. run once on every clip; its logits and, for DANCE, its kept counts are logged, and the
+   host compares them with PyTorch's on ingest (a device that computes wrong results is
+   reported so, never with a speed-up);
+2. timed interleaved at batch 1: ``warmup`` untimed rounds, then ``repeats`` passes over the
+   clips, each round running every model of the group once in an order rotated per round
+   (drift falls on every model alike); no power sampler, no jtop client runs meanwhile;
+3. then jtop is opened, an idle window runs (first group only), then each model not yet
+   measured runs alone for ``window_s`` seconds while a thread logs timestamped power
+   samples, jtop is closed again, and the group's sessions are released.
 
 Power: on a Jetson through jtop — total board power is the ``POM_5V_IN`` rail (``VDD_IN`` on
 later modules), never the sum of the CPU/GPU rails; the nvpmodel mode and jetson_clocks state
-are recorded. Without jtop (or when its service is not running) no power is logged and the
-header says why.
+are recorded. jtop is probed before the latency phase, so ``--power jtop`` fails at once
+without it. Without jtop (or when its service is not running) no power is logged and the
+header says why. The sampling record of each group gives the samples taken, the measured
+median interval and the longest gap (the first jtop client sets the service's rate, so the
+requested interval need not be the real one); a jtop that stops delivering is an error.
 
 Log: JSON Lines, one record per line, flushed as written; ``type`` is one of ``header``,
-``check``, ``call``, ``window``, ``power``, ``end``. A log without its ``end`` record was cut
-short. Times: ``t``/``start``/``end`` are ``time.monotonic()`` seconds (one clock for the
-samples and the windows); ``seconds`` of a call is its ``time.perf_counter()`` duration.
+``session`` (per model: its execution providers), ``check``, ``call``, ``window``,
+``power``, ``sampling``, ``end``. A log without its ``end`` record was cut short. Times:
+``t``/``start``/``end`` are ``time.monotonic()`` seconds (one clock for the samples and the
+windows); ``seconds`` of a call is its ``time.perf_counter()`` duration.
 """
 
 import argparse
@@ -39,7 +48,7 @@ import threading
 import time
 
 LOG_FORMAT = "dance-device-log"
-LOG_VERSION = 1
+LOG_VERSION = 2
 BOARD_RAILS = ("POM_5V_IN", "VDD_IN")     # total board input (Nano; later Jetson modules)
 
 
@@ -116,7 +125,8 @@ def jtop_state(jetson):
 
 
 class JtopSampler(threading.Thread):
-    """Logs one power record per jtop update until stopped."""
+    """Logs one power record per jtop update until stopped; a jtop that stops delivering
+    (its ``ok()`` turns False on a timeout) is an error, not a silent end."""
 
     def __init__(self, jetson, log):
         threading.Thread.__init__(self)
@@ -125,19 +135,34 @@ class JtopSampler(threading.Thread):
         self.log = log
         self.stopping = threading.Event()
         self.error = None
+        self.times = []
 
     def run(self):
         try:
-            while not self.stopping.is_set() and self.jetson.ok():
+            while not self.stopping.is_set():
+                if not self.jetson.ok():
+                    if not self.stopping.is_set():
+                        self.error = ("jtop stopped delivering samples at t=%.3f s (no update "
+                                      "within its timeout)" % time.monotonic())
+                    return
                 mw, rail, rails = jtop_power(self.jetson.power)
-                self.log.write({"type": "power", "t": time.monotonic(), "mw": mw,
-                                "rail": rail, "rails": rails})
+                t = time.monotonic()
+                self.times.append(t)
+                self.log.write({"type": "power", "t": t, "mw": mw, "rail": rail,
+                                "rails": rails})
         except Exception as exc:                   # noqa: BLE001 - reported in the log
             self.error = "%s: %s" % (type(exc).__name__, exc)
 
     def stop(self):
         self.stopping.set()
         self.join(10.0)
+
+    def stats(self):
+        """Samples taken, their median interval and the longest gap (s) as measured."""
+        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:]))  # noqa: B905 (3.6)
+        return {"samples": len(self.times),
+                "interval_measured_s": gaps[len(gaps) // 2] if gaps else None,
+                "max_gap_s": gaps[-1] if gaps else None, "error": self.error}
 
 
 def open_power(kind, interval):
@@ -158,7 +183,8 @@ def open_power(kind, interval):
             raise
         return None, {"source": "none",
                       "reason": "jtop could not start (%s: %s)" % (type(exc).__name__, exc)}
-    info = {"source": "jtop", "interval_s": interval,
+    info = {"source": "jtop", "interval_requested_s": interval,
+            "interval_reported_s": getattr(jetson, "interval", None),
             "jtop_version": str(getattr(sys.modules.get("jtop"), "__version__", "unknown"))}
     info.update(jtop_state(jetson))
     return jetson, info
@@ -167,6 +193,37 @@ def open_power(kind, interval):
 def rotated(names, k):
     k = k % len(names)
     return names[k:] + names[:k]
+
+
+def plan_groups(models, max_sessions):
+    """Lists of model names loaded together; each group is timed interleaved, then released.
+
+    `models`: the manifest's model entries (``name``, ``model``, ``method``). Every group of a
+    backbone holds its dense model, so each speed-up is measured side by side with dense in
+    the same group; ``max_sessions`` bounds the sessions alive at once (0 = every model in
+    one group, the most even interleaving when memory allows it).
+    """
+    names = [m["name"] for m in models]
+    if max_sessions <= 0 or max_sessions >= len(names):
+        return [names]
+    groups = []
+    backbones = []
+    for m in models:
+        if m["model"] not in backbones:
+            backbones.append(m["model"])
+    for backbone in backbones:
+        mine = [m["name"] for m in models if m["model"] == backbone]
+        dense = [n for n in mine if n == backbone + ":dense"]
+        others = [n for n in mine if n not in dense]
+        if max_sessions == 1 or not dense:
+            groups.extend([n] for n in mine)
+            continue
+        step = max_sessions - 1
+        if not others:
+            groups.append(dense)
+        for i in range(0, len(others), step):
+            groups.append(dense + others[i:i + step])
+    return groups
 
 
 def make_session(ort, path, providers, threads):
@@ -181,67 +238,47 @@ def make_session(ort, path, providers, threads):
     return ort.InferenceSession(path, sess_options=opts, providers=chosen)
 
 
-def run(args):
-    import numpy as np
-    import onnxruntime as ort
+def check_outputs(sess, inputs):
+    """Outputs of every clip: logits and, for a DANCE graph, its kept counts (lists)."""
+    logits, kept = [], []
+    for feed in inputs:
+        outs = sess.run(None, feed)
+        logits.append(outs[0][0].tolist())
+        if len(outs) > 1:
+            kept.append(outs[1].tolist())
+    return logits, kept or None
 
-    with open(os.path.join(args.bundle, "manifest.json")) as fh:
-        manifest = json.load(fh)
-    clips = np.load(os.path.join(args.bundle, manifest["clips"])).astype(np.float32)
-    if args.clips:
-        clips = clips[:args.clips]
-    reference = np.load(os.path.join(args.bundle, manifest["reference"]))
-    names = [m["name"] for m in manifest["models"]]
-    log = Log(args.out)
-    jetson, power = open_power(args.power, args.interval)
-    sessions = {}
-    for m in manifest["models"]:
-        sessions[m["name"]] = make_session(ort, os.path.join(args.bundle, m["file"]),
-                                           args.providers, args.threads)
-    first = sessions[names[0]]
-    log.write({
-        "type": "header", "format": LOG_FORMAT, "version": LOG_VERSION,
-        "device": args.device, "wall_time": time.time(), "monotonic": time.monotonic(),
-        "bundle": manifest.get("id"), "models": names, "clips": int(len(clips)),
-        "warmup": args.warmup, "repeats": args.repeats, "window_s": args.window,
-        "threads": args.threads, "providers": first.get_providers(),
-        "onnxruntime": ort.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "machine": platform.machine(), "power": power,
-    })
-    inputs = [{"clip": clips[i:i + 1]} for i in range(len(clips))]
+
+def time_group(sessions, names, inputs, args, log, group, first_round):
+    """Warm-up, then `repeats` interleaved passes; the order rotates every round."""
+    for w in range(args.warmup):
+        for name in rotated(names, first_round + w):
+            sessions[name].run(None, inputs[w % len(inputs)])
+    k = first_round
+    for r in range(args.repeats):
+        for c, feed in enumerate(inputs):
+            for name in rotated(names, k):
+                start = time.perf_counter()
+                sessions[name].run(None, feed)
+                seconds = time.perf_counter() - start
+                log.write({"type": "call", "model": name, "clip": c, "repeat": r,
+                           "group": group, "seconds": seconds})
+            k += 1
+    return k
+
+
+def power_windows(sessions, names, inputs, args, log, jetson, idle):
+    """An idle window (when `idle`), then each model alone for ``window`` seconds, while a
+    sampler logs power (only here: latency is timed without it); returns its stats."""
+    sampler = JtopSampler(jetson, log) if jetson is not None else None
+    if sampler is not None:
+        sampler.start()
     try:
-        for name in names:                            # 1. outputs vs PyTorch
-            sess = sessions[name]
-            diffs, kept = [], []
-            for i, feed in enumerate(inputs):
-                outs = sess.run(None, feed)
-                diffs.append(float(np.abs(outs[0] - reference[name][i:i + 1]).max()))
-                if len(outs) > 1:
-                    kept.append(outs[1].tolist())
-            log.write({"type": "check", "model": name, "max_abs_diff": max(diffs),
-                       "kept": kept or None})
-        for w in range(args.warmup):                  # 2. interleaved latency
-            for name in rotated(names, w):
-                sessions[name].run(None, inputs[w % len(inputs)])
-        k = 0
-        for r in range(args.repeats):
-            for c, feed in enumerate(inputs):
-                for name in rotated(names, k):
-                    start = time.perf_counter()
-                    sessions[name].run(None, feed)
-                    seconds = time.perf_counter() - start
-                    log.write({"type": "call", "model": name, "clip": c, "repeat": r,
-                               "seconds": seconds})
-                k += 1
-        sampler = None
-        if jetson is not None:                        # 3. power windows
-            sampler = JtopSampler(jetson, log)
-            sampler.start()
-        start = time.monotonic()
-        time.sleep(args.window)
-        log.write({"type": "window", "model": None, "idle": True, "start": start,
-                   "end": time.monotonic(), "calls": 0})
+        if idle:
+            start = time.monotonic()
+            time.sleep(args.window)
+            log.write({"type": "window", "model": None, "idle": True, "start": start,
+                       "end": time.monotonic(), "calls": 0})
         for name in names:
             sess = sessions[name]
             sess.run(None, inputs[0])
@@ -252,15 +289,102 @@ def run(args):
                 calls += 1
             log.write({"type": "window", "model": name, "idle": False, "start": start,
                        "end": time.monotonic(), "calls": calls})
-        error = None
+    finally:
         if sampler is not None:
             sampler.stop()
-            error = sampler.error
-        log.write({"type": "end", "monotonic": time.monotonic(), "power_error": error})
+    return sampler.stats() if sampler is not None else None
+
+
+def run(args):
+    import numpy as np
+    import onnxruntime as ort
+
+    with open(os.path.join(args.bundle, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    clips = np.load(os.path.join(args.bundle, manifest["clips"])).astype(np.float32)
+    if args.clips:
+        clips = clips[:args.clips]
+    names = [m["name"] for m in manifest["models"]]
+    files = dict((m["name"], os.path.join(args.bundle, m["file"])) for m in manifest["models"])
+    groups = plan_groups(manifest["models"], args.max_sessions)
+    log = Log(args.out)
+    # Probe power first, so that --power jtop fails before the long latency phase; the
+    # client is closed again: latencies are timed with no jtop client or sampler running.
+    jetson, power = open_power(args.power, args.interval)
+    if jetson is not None:
+        jetson.close()
+    log.write({
+        "type": "header", "format": LOG_FORMAT, "version": LOG_VERSION,
+        "device": args.device, "wall_time": time.time(), "monotonic": time.monotonic(),
+        "bundle": manifest.get("id"), "models": names, "clips": int(len(clips)),
+        "warmup": args.warmup, "repeats": args.repeats, "window_s": args.window,
+        "threads": args.threads, "providers_requested": args.providers,
+        "max_sessions": args.max_sessions, "groups": groups,
+        "onnxruntime": ort.__version__, "numpy": np.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "machine": platform.machine(), "power": power,
+    })
+    try:
+        run_groups(args, groups, files, inputs_of(clips), power, log)
     finally:
-        if jetson is not None:
-            jetson.close()
         log.close()
+
+
+def inputs_of(clips):
+    return [{"clip": clips[i:i + 1]} for i in range(len(clips))]
+
+
+def run_groups(args, groups, files, inputs, power, log):
+    """Each group in turn: load, check, time, power windows, release (module docstring)."""
+    import gc
+
+    import onnxruntime as ort
+
+    errors = []
+    checked, windowed = set(), set()
+    k = 0
+    for g, group in enumerate(groups):
+        sessions = {}
+        for name in group:                            # at most max_sessions alive at once
+            start = time.perf_counter()
+            sessions[name] = make_session(ort, files[name], args.providers, args.threads)
+            log.write({"type": "session", "model": name, "group": g,
+                       "providers": sessions[name].get_providers(),
+                       "load_seconds": time.perf_counter() - start})
+        for name in group:                            # 1. outputs, compared on the host
+            if name not in checked:
+                logits, kept = check_outputs(sessions[name], inputs)
+                log.write({"type": "check", "model": name, "logits": logits, "kept": kept})
+                checked.add(name)
+        k = time_group(sessions, group, inputs, args, log, g, k)      # 2. latency
+        todo = [n for n in group if n not in windowed]
+        if power["source"] == "jtop" and todo:        # 3. power, sampler running only here
+            try:
+                jetson, _ = open_power("jtop", args.interval)
+            except Exception as exc:                  # noqa: BLE001 - reported in the log
+                jetson = None
+                errors.append("group %d: jtop did not start again (%s: %s)"
+                              % (g, type(exc).__name__, exc))
+            try:
+                stats = power_windows(sessions, todo, inputs, args, log, jetson,
+                                      idle=not windowed)
+            finally:
+                if jetson is not None:
+                    jetson.close()
+            if stats is not None:
+                stats.update({"type": "sampling", "group": g,
+                              "interval_requested_s": args.interval,
+                              "interval_reported_s": getattr(jetson, "interval", None)})
+                log.write(stats)
+                if stats["error"]:
+                    errors.append("group %d: %s" % (g, stats["error"]))
+        elif todo:
+            power_windows(sessions, todo, inputs, args, log, None, idle=not windowed)
+        windowed.update(todo)
+        sessions.clear()
+        gc.collect()                                  # release the group's weights
+    log.write({"type": "end", "monotonic": time.monotonic(),
+               "power_error": "; ".join(errors) or None})
 
 
 def build_parser():
@@ -275,6 +399,9 @@ def build_parser():
     p.add_argument("--clips", type=int, default=0, help="first N clips only (0 = all)")
     p.add_argument("--window", type=float, default=10.0, help="seconds per power window")
     p.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
+    p.add_argument("--max-sessions", type=int, default=2,
+                   help="models loaded at once (each group: a backbone's dense model + others; "
+                        "0 = all at once)")
     p.add_argument("--providers", default="auto",
                    help="comma list of ORT execution providers, or auto (CUDA if present, CPU)")
     return p

@@ -83,7 +83,8 @@ def jetson_commands(cfg: dict, bundle: Path, log_name: str) -> dict[str, list[st
         j["python"], manifest["runner"], "--bundle", ".", "--out", log_name,
         "--device", "jetson_nano", "--power", j["power"], "--warmup", d["warmup"],
         "--repeats", d["repeats"], "--window", d["energy_window_s"],
-        "--threads", j["threads"], "--providers", j["providers"]])
+        "--threads", j["threads"], "--providers", j["providers"],
+        "--max-sessions", j["max_sessions"]])
     return {
         "mkdir": ["ssh", *opts, dest, f"mkdir -p {shlex.quote(remote)}"],
         "copy": ["scp", "-q", *opts, *map(str, files), f"{dest}:{remote}/"],
@@ -109,17 +110,31 @@ def drive_jetson(cfg: dict) -> Path:
     return out
 
 
-def ingest_jetson(folder: Path) -> dict[str, Any] | None:
-    """The newest runner log in `folder`, summarised; None when there is none."""
+def bundle_reference(bundle: Path, log: dict[str, Any]) -> dict[str, np.ndarray]:
+    """PyTorch's outputs in the bundle the log was run from; DeviceError when the log is
+    from another bundle (its results could not be checked)."""
+    manifest = read_json(bundle / "manifest.json")
+    ran = log["header"].get("bundle")
+    if ran != manifest.get("id"):
+        raise DeviceError(f"device log {log['path']} was run from bundle {ran}, the bundle "
+                          f"here is {manifest.get('id')} ({bundle}): its results cannot be "
+                          f"checked; run the device again on this bundle")
+    with np.load(bundle / manifest["reference"]) as ref:
+        return {k: ref[k] for k in ref.files}
+
+
+def ingest_jetson(folder: Path, bundle: Path, tolerance: float) -> dict[str, Any] | None:
+    """The newest runner log in `folder`, checked against `bundle` and summarised; None
+    when there is none."""
     found = sorted(folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name))
     if not found:
         return None
     log = logs.read_runner_log(found[-1])
-    summary = logs.summarise_runner_log(log)
+    summary = logs.summarise_runner_log(log, bundle_reference(bundle, log), tolerance)
     power = summary["header"].get("power", {})
     return {"log": str(found[-1]), "header": summary["header"], "models": summary["models"],
             "power_source": power.get("source"), "nvpmodel": power.get("nvpmodel"),
-            "jetson_clocks": power.get("jetson_clocks")}
+            "jetson_clocks": power.get("jetson_clocks"), "sampling": summary["sampling"]}
 
 
 # --- Snapdragon ---------------------------------------------------------------------------
@@ -253,21 +268,27 @@ def ingest_snapdragon(folder: Path) -> dict[str, Any] | None:
         perf = logs.parse_perf_test(run / f"perf_{name}.txt")
         row = {"median_ms": perf["p50_s"] * 1e3, "p25_ms": None, "p75_ms": None,
                "iqr_ms": None, "n": int(perf["requests"]), "p90_ms": perf.get("p90_s", 0) * 1e3,
-               "max_abs_diff_vs_pytorch": None}
+               "providers": ["CPUExecutionProvider"], "max_abs_diff": None,
+               "clips_with_other_decisions": None, "wrong": None,
+               "results_check": "not checked: onnxruntime_perf_test reports no outputs"}
         window = windows.get(name)
         if window is None:
-            energy = {"avg_power_w": None, "energy_j": None, "energy_j_per_clip": None,
-                      "status": f"not measured: no run window of {name}"}
+            energy = logs.no_energy(f"not measured: no run window of {name}")
+        elif "run_s" not in perf:
+            energy = logs.no_energy(f"not measured: perf_{name}.txt has no 'Total inference "
+                                     "run time' line, so the timed part of the run is unknown")
         else:
+            # the timed requests are the last `run_s` seconds of the binary's run: session
+            # creation and the warm-up inference before them are left out
+            timed = {"start": window["end"] - perf["run_s"], "end": window["end"],
+                     "calls": perf["requests"]}
             statuses = {st for t, st in zip(battery["t"], battery["status"], strict=True)
-                        if window["start"] <= t <= window["end"]}
-            energy = logs.window_energy(battery["t"], battery["watts"],
-                                        {**window, "calls": perf["requests"]})
+                        if timed["start"] <= t <= timed["end"]}
+            energy = logs.window_energy(battery["t"], battery["watts"], timed)
             if energy["status"] == "measured" and statuses != {"Discharging"}:
-                energy = {"avg_power_w": None, "energy_j": None, "energy_j_per_clip": None,
-                          "status": "not measured: battery status during the run was "
-                                    f"{', '.join(sorted(statuses)) or 'unknown'} (charging "
-                                    "not suspended)"}
+                energy = logs.no_energy(
+                    "not measured: battery status during the run was "
+                    f"{', '.join(sorted(statuses)) or 'unknown'} (charging not suspended)")
         row.update(energy)
         rows[entry["name"]] = row
     for name, row in rows.items():
@@ -297,8 +318,12 @@ def measure_device(cfg: dict, device: str) -> Path:
                   else cfg["devices"]["snapdragon"]["adb_serial"])
     if configured:
         (drive_jetson if device == "jetson_nano" else drive_snapdragon)(cfg)
-    ingest = ingest_jetson if device == "jetson_nano" else ingest_snapdragon
-    found = ingest(folder) if folder.exists() else None
+    if not folder.exists():
+        found = None
+    elif device == "jetson_nano":
+        found = ingest_jetson(folder, paths.device_bundle, cfg["devices"]["result_tolerance"])
+    else:
+        found = ingest_snapdragon(folder)
     if found is None:
         result: dict[str, Any] = {"device": device, "status": NOT_CONFIGURED,
                                   "paper_speedup": PAPER_SPEEDUP[device], "models": {}}

@@ -18,7 +18,8 @@ padding-only taps dropped) and their adaptive pools replaced by static gathers
 
 Bundle (``Paths.device_bundle``): ``<model>_<method>.onnx`` per network, ``clips.npy``
 (the first test clips, network input format), ``reference.npz`` (PyTorch logits of each
-network on those clips), ``manifest.json`` and a copy of the device runner. Every exported
+network on those clips under its name, and for DANCE the kept counts [clips, layers, 3] under
+``<name>#kept``, which the host checks a device's outputs against), ``manifest.json`` and a copy of the device runner. Every exported
 model is run by ONNX Runtime on the clips and compared with PyTorch (logits, and for DANCE
 the kept frames/channels/features of every layer against the reference masks); the result
 goes to ``Paths.onnx_export_check``.
@@ -278,6 +279,8 @@ def export_bundle(cfg: dict) -> Path:
             seconds = time.perf_counter() - start
             logits, kept = reference_outputs(module, net, clips)
             refs[name] = logits.astype(np.float32)
+            if kept is not None:                      # the device's decisions are checked too
+                refs[f"{name}#kept"] = np.stack(kept).astype(np.float32)
             check = check_onnx(out / file, clips_np, logits, kept)
             check.update({"file": file, "export_seconds": seconds,
                           "bytes": (out / file).stat().st_size, **onnx_versions(out / file)})

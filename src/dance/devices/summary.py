@@ -4,7 +4,9 @@ Rows: the host's ONNX Runtime timing (device ``host_cpu``, from ``bench_onnx.csv
 edge device's result (``device_<device>.json``: measured, or not measured and why). Columns:
 latency median and IQR (ms), speed-up vs the dense model on the same device, average power
 (W) and energy per clip (J) over the model's power window, energy efficiency (clips per J),
-status, and beside them the paper's speed-up for that device, labelled "paper-reported"
+status, the device's outputs against PyTorch's (max |Δ logits|, clips with other pruning
+decisions; ``measured, wrong results`` and no speed-up when they differ), the execution
+providers each model ran on, and beside them the paper's speed-up for that device, labelled "paper-reported"
 (Jetson Nano 1.37×, Snapdragon 8 Gen 1 2.22×; DANCE abstract, arXiv 2603.17275) — never
 mixed into the measured columns. A device that was not measured gets one row per model
 with empty measured columns.
@@ -16,12 +18,14 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from dance.devices import logs
 from dance.devices.drivers import DEVICES, PAPER_SPEEDUP
 from dance.io import read_json, write_csv, write_text
 
 COLUMNS = ["device", "model", "method", "status", "latency_median_ms", "latency_iqr_ms",
            "n", "speedup_vs_dense", "avg_power_w", "idle_power_w", "energy_j_per_clip",
-           "energy_efficiency_clips_per_j", "energy_status", "paper_speedup",
+           "energy_efficiency_clips_per_j", "energy_status", "max_abs_diff",
+           "clips_with_other_decisions", "results_check", "providers", "paper_speedup",
            "paper_speedup_label", "source"]
 PAPER_LABEL = "paper-reported (DANCE, arXiv 2603.17275, abstract)"
 
@@ -40,11 +44,25 @@ def device_row(device: str, model: str, method: str, status: str, **kw: Any,
     return row
 
 
-def host_rows(bench_csv: Path) -> list[dict[str, Any]]:
+def host_rows(bench_csv: Path, export_check: dict[str, Any]) -> list[dict[str, Any]]:
+    """The host's ONNX Runtime rows; their outputs were checked at export (`export_check`)."""
     with open(bench_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     num = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
-    return [device_row("host_cpu", r["model"], r["method"], "measured",
+    checks = export_check.get("models", {})
+
+    def check(r: dict[str, str]) -> dict[str, Any]:
+        c = checks.get(f"{r['model']}:{r['method']}")
+        if c is None:
+            return {"results_check": "not checked: not in the export check"}
+        same = c.get("same_top1") and c.get("clips_with_other_decisions") in (0, None)
+        return {"max_abs_diff": c.get("max_abs_diff"),
+                "clips_with_other_decisions": c.get("clips_with_other_decisions"),
+                "results_check": ("as PyTorch (export check)" if same else
+                                  "differs from PyTorch (export check)")}
+
+    return [device_row("host_cpu", r["model"], r["method"], "measured", **check(r),
+                 providers=r.get("providers") or None,
                  latency_median_ms=num(r["median_ms"]), latency_iqr_ms=num(r["iqr_ms"]),
                  n=int(r["n"]), speedup_vs_dense=num(r["speedup_vs_dense"]),
                  energy_j_per_clip=num(r["energy_j_per_clip"]),
@@ -60,11 +78,17 @@ def device_rows(result: dict[str, Any], methods: list[tuple[str, str]]) -> list[
     rows = []
     for name, m in result["models"].items():
         model, method = name.split(":", 1)
-        rows.append(device_row(device, model, method, "measured",
+        wrong = m.get("wrong")
+        check = m.get("results_check") or (f"wrong: {wrong}" if wrong else "as PyTorch")
+        rows.append(device_row(device, model, method, logs.WRONG if wrong else "measured",
                          latency_median_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"],
-                         n=m["n"], speedup_vs_dense=m["speedup_vs_dense"],
+                         n=m["n"], speedup_vs_dense=None if wrong else m["speedup_vs_dense"],
                          avg_power_w=m["avg_power_w"], idle_power_w=m["idle_power_w"],
                          energy_j_per_clip=m["energy_j_per_clip"], energy_status=m["status"],
+                         max_abs_diff=m.get("max_abs_diff"),
+                         clips_with_other_decisions=m.get("clips_with_other_decisions"),
+                         results_check=check,
+                         providers=",".join(m.get("providers") or []) or None,
                          source=f"{result.get('source')}: {result.get('log')}"))
     return rows
 
@@ -74,7 +98,7 @@ def write_summary(cfg: dict) -> Path:
     from dance.paths import Paths
 
     paths = Paths(cfg)
-    rows = host_rows(paths.bench_onnx)
+    rows = host_rows(paths.bench_onnx, read_json(paths.onnx_export_check))
     methods = list(dict.fromkeys((r["model"], r["method"]) for r in rows))
     for device in DEVICES:
         rows += device_rows(read_json(paths.device_result(device)), methods)
