@@ -39,6 +39,7 @@ rule all:
         rules.profile.output,
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
         rules.dance_summary.output,
+        expand(rules.latency_table.output, model=config["models"]),
         rules.comparison.output,
         rules.devices_summary.output,
         [a.outputs(config) for a in REPORT.ARTIFACTS.values()],

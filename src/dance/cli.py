@@ -217,6 +217,16 @@ def _aap_keep_grid(cfg: dict, args: argparse.Namespace) -> None:
               f"{r['realised_over_ideal']:.2f}")
 
 
+@command("latency-table", "per-layer latency of the pruned execution on this host at a grid of "
+         "kept shares (the table a latency-aware controller trains against)", _model_arg)
+def _latency_table(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.aap.latency_table import overhead_summary, write_table
+
+    out = write_table(cfg, args.model)
+    print(overhead_summary(out))
+    print(out)
+
+
 @command("dance-summary", "one row per model × variant × operating point: dance_summary.csv "
          "and dance_difficulty_terms.csv")
 def _dance_summary(cfg: dict, args: argparse.Namespace) -> None:

@@ -283,9 +283,23 @@ AAP_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips",
                  "pruned_check_clips", "frame_exec", "channel_multiple")
 
 
+# keys that only count when the controller is trained against the latency table
+AAP_LATENCY_ONLY = ("cost", "latency_table")
+
+
+def aap_training_section(cfg: dict) -> dict:
+    """The `aap` keys that change a controller's weights: all but AAP_EVAL_ONLY, and the
+    latency table's keys only when ``aap.cost`` is latency (a MAC-trained controller does
+    not depend on them)."""
+    skip = set(AAP_EVAL_ONLY)
+    if cfg["aap"].get("cost", "macs") == "macs":
+        skip |= set(AAP_LATENCY_ONLY)
+    return {k: v for k, v in cfg["aap"].items() if k not in skip}
+
+
 def aap_training_keys(cfg: dict) -> list[str]:
-    """Dotted `aap` keys that change a controller's weights (see AAP_EVAL_ONLY)."""
-    return [f"aap.{k}" for k in sorted(cfg["aap"]) if k not in AAP_EVAL_ONLY]
+    """Dotted `aap` keys that change a controller's weights (:func:`aap_training_section`)."""
+    return [f"aap.{k}" for k in sorted(aap_training_section(cfg))]
 
 
 def stage_sections(stage: str) -> tuple[str, ...]:

@@ -106,6 +106,11 @@ class Paths:
         """Full per-layer masks of the first few test clips (NPZ, figure F1)."""
         return self.metrics / model / "aap" / f"{variant}_{point}_masks.npz"
 
+    def latency_table(self, model: str) -> Path:
+        """Per-layer latency of the pruned execution on this host, per kept-share grid point
+        (+ ``.json``: the measurement conditions)."""
+        return self.metrics / model / "latency_table.csv"
+
     def aap_bench(self, model: str) -> Path:
         """Host latency of dense vs every trained AAP operating point, one interleaved run."""
         return self.metrics / model / "bench_aap.csv"

@@ -1,5 +1,6 @@
 # Stage 3: AAP controllers (one per model × variant × operating point), their test-split
-# evaluation, one interleaved latency bench per model (dense vs every point) and the summary.
+# evaluation, one interleaved latency bench per model (dense vs every point) and the summary,
+# and the per-layer latency table a latency-aware controller (aap.cost: latency) trains against.
 # Variants: dance (AVA backbone), no_ava (baseline backbone), frames/channels/features (one
 # pruned dimension). DANCE runs at every aap.points entry, ablations at aap.ablation_points.
 
@@ -14,10 +15,35 @@ ruleorder: evaluate_aap > evaluate
 ruleorder: bench_aap > bench
 
 
+rule latency_table:
+    input:
+        manifest=PATHS.manifest,
+    output:
+        csv=PATHS.latency_table("{model}"),
+        conditions=PATHS.latency_table("{model}").with_suffix(".json"),
+    params:
+        fp=fp("seed", "dataset", "model", "bench", "aap.latency_table", "aap.channel_multiple",
+              "aap.min_frames"),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    log:
+        LOGS / "latency_table_{model}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        dance("latency-table", "--model {wildcards.model}",
+              "--set bench.threads={params.threads}")
+
+
 rule train_aap:
     input:
         backbone=aap_backbone,
         manifest=PATHS.manifest,
+        # the measured table the controller trains against (aap.cost: latency)
+        latency=lambda w: ([PATHS.latency_table(w.model)]
+                           if config["aap"]["cost"] == "latency" else []),
     output:
         checkpoint=PATHS.aap_checkpoint("{model}", "{variant}", "{point}"),
         history=PATHS.aap_history("{model}", "{variant}", "{point}"),

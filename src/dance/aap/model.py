@@ -52,6 +52,7 @@ class AAPState:
     record: bool = False
     records: dict[str, tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict)
     kept_share: dict[str, Tensor] = field(default_factory=dict)   # soft: [N] per layer
+    kept_dims: dict[str, Tensor] = field(default_factory=dict)    # soft: [N, 3] per layer
     nonneg: bool = False                    # every site input is >= 0 (post-ReLU)
     channel_multiple: int = 1               # kept channels rounded up to a multiple
     frame_exec: str = "auto"                # pruned path: compact | taps | auto
@@ -61,6 +62,7 @@ class AAPState:
         self.tau = self.tau_rows = None
         self.records = {}
         self.kept_share = {}
+        self.kept_dims = {}
 
 
 class AAPConv3d(nn.Module):
@@ -84,7 +86,9 @@ class AAPConv3d(nn.Module):
             tau = st.tau[:, self.index]
             xs, (g_fr, g_ch, g_fe) = soft_gates(x, tau, st.temperature, st.active[self.index],
                                                 st.nonneg)
-            st.kept_share[self.name] = g_fr.mean(1) * g_ch.mean(1) * g_fe.mean((1, 2))
+            shares = torch.stack([g_fr.mean(1), g_ch.mean(1), g_fe.mean((1, 2))], 1)
+            st.kept_dims[self.name] = shares                              # [N, 3]
+            st.kept_share[self.name] = shares.prod(1)
             return self.conv(xs)
         if mode == "masked":
             if forced is None and not any(st.active[self.index]) and not st.record:
@@ -279,6 +283,14 @@ class AAPNet(nn.Module):
         kept = (shares.double() * self.layer_macs).sum(1)
         total = float(self.macs["total"])
         return ((kept + self.macs["fixed_macs"]) / total).to(shares.dtype)
+
+    def expected_latency_ratio(self, latency: nn.Module) -> Tensor:
+        """[N] predicted whole-network latency / dense latency of the last soft forward,
+        from the per-layer kept shares and a :class:`~dance.aap.latency_table.LatencyModel`
+        of this network."""
+        shares = torch.stack([self.state.kept_dims[n] for n in self.names], 1)   # [N, L, 3]
+        pruned = torch.tensor([any(a) for a in self.state.active])
+        return latency.ratio(shares, pruned).to(shares.dtype)
 
     def dense_copy(self) -> nn.Module:
         """A deep copy of the backbone as it was: wrappers replaced by their convs, the

@@ -11,9 +11,11 @@ Loss (our reconstruction, docs/method.md "AAP"):
     CE(student, y) + kd_weight · T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + budget
 
 with the teacher = the same frozen backbone unpruned (its logits of the training clips are
-computed once before training, :class:`TeacherClips`) and the budget term on r = batch mean of the expected whole-network MAC ratio from
-the soft masks (per prunable layer: exact dense MACs × mean kept share of frames ×
-channels × features; non-prunable layers at dense cost):
+computed once before training, :class:`TeacherClips`) and the budget term on r = batch mean
+of the expected whole-network MAC ratio from the soft masks (per prunable layer: exact
+dense MACs × mean kept share of frames × channels × features; non-prunable layers at dense
+cost), or with ``aap.cost: latency`` of the predicted latency ratio on this host (the
+per-layer table of :mod:`dance.aap.latency_table`, interpolated at the mean kept shares):
 
 * ``aap.budget = target``: penalty · |r − b| for the point's MAC budget b (two-sided: with
   the hinge alone, the first steps' push overshot and nothing pulled back — budget 0.8 ended
@@ -30,6 +32,7 @@ dimension, AVA backbone).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -75,17 +78,21 @@ def check_point(cfg: dict, point: int) -> float:
     value = float(points[point])
     if cfg["aap"]["budget"] != "weight" and value > 1.0:
         raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with "
-                          f"budget={cfg['aap']['budget']} every point is a MAC-ratio budget "
-                          f"in (0, 1]")
+                          f"budget={cfg['aap']['budget']} every point is a budget ratio of "
+                          f"{cfg['aap']['cost']} in (0, 1]")
     return value
 
 
 def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:
     """Identity of one controller: its backbone's identity plus every key that changes it."""
     base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
-    aap = {k: v for k, v in cfg["aap"].items() if k not in config_mod.AAP_EVAL_ONLY}
-    fp = config_mod.fingerprint({"backbone": base["fingerprint"], "aap": aap,
-                                 "point_value": check_point(cfg, point), "variant": variant})
+    ident = {"backbone": base["fingerprint"], "aap": config_mod.aap_training_section(cfg),
+             "point_value": check_point(cfg, point), "variant": variant}
+    if cfg["aap"]["cost"] == "latency":      # the measured table is part of what trains it
+        table = Paths(cfg).latency_table(model_name)
+        ident["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
+                                  if table.exists() else None)
+    fp = config_mod.fingerprint(ident)
     return {**base, "stage": f"aap-{variant}-{point}", "backbone_stage": base["stage"],
             "variant": variant, "point": point, "fingerprint": fp}
 
@@ -215,9 +222,12 @@ def budget_term(kind: str, ratio: Tensor, point: float, penalty: float) -> Tenso
     raise ConfigError(f"config key 'aap.budget' is {kind!r}; allowed: {', '.join(BUDGETS)}")
 
 
-def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = None) -> LossFn:
+def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = None,
+                latency: nn.Module | None = None) -> LossFn:
     """CE + kd_weight·KD + budget term (module docstring); logs every term per epoch.
-    Teacher logits come from `teacher` (precomputed) or, without it, a no-grad pass."""
+    Teacher logits come from `teacher` (precomputed) or, without it, a no-grad pass. With
+    `latency` (a :class:`~dance.aap.latency_table.LatencyModel`, ``aap.cost: latency``) the
+    budget is on the predicted latency ratio instead of the MAC ratio."""
     a = cfg["aap"]
     kd_t = a["kd_temperature"]
     smoothing = cfg["train"]["label_smoothing"]
@@ -229,15 +239,19 @@ def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = No
             with torch.no_grad():
                 target = model.dense(x)
         logits = model(x)
-        ratio = model.expected_macs_ratio().mean()
+        macs = model.expected_macs_ratio().mean()
+        ratio = macs if latency is None else model.expected_latency_ratio(latency).mean()
         ce = F.cross_entropy(logits, y, label_smoothing=smoothing)
         kd = F.kl_div(F.log_softmax(logits / kd_t, 1), F.log_softmax(target / kd_t, 1),
                       log_target=True, reduction="batchmean") * kd_t ** 2
         budget = budget_term(a["budget"], ratio, point_value, a["penalty"])
         tau = model.state.tau.detach().mean((0, 1))
         terms = {"ce": float(ce.detach()), "kd": float(kd.detach()),
-                 "budget": float(budget.detach()), "macs_ratio_soft": float(ratio.detach()), "temperature": model.state.temperature,
+                 "budget": float(budget.detach()), "macs_ratio_soft": float(macs.detach()),
+                 "temperature": model.state.temperature,
                  "tau_fr": float(tau[0]), "tau_ch": float(tau[1]), "tau_fe": float(tau[2])}
+        if latency is not None:
+            terms["latency_ratio_soft"] = float(ratio.detach())
         return ce + a["kd_weight"] * kd + budget, logits, terms
 
     return loss_fn
@@ -291,7 +305,7 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
                                                      cfg["train"]["eval_batch_size"], device))
     history = fit(net, teacher, val_set, sched, seed=cfg["seed"], device=device,
                   state_dir=paths.aap_state_dir(model_name, variant, point), meta=meta,
-                  loss_fn=aap_loss_fn(cfg, value, teacher),
+                  loss_fn=aap_loss_fn(cfg, value, teacher, latency_model(cfg, model_name, net)),
                   desc=f"{model_name} aap {variant}@{point}")
     write_history(paths.aap_history(model_name, variant, point), history)
     idle = switch_off_idle_decisions(net, val_set, a["min_pruned_share"],
@@ -307,6 +321,20 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
                           "point_value": value, "budget": a["budget"],
                           "switched_off": idle})
     return out
+
+
+def latency_model(cfg: dict, model_name: str, net: AAPNet) -> nn.Module | None:
+    """The host's latency model of `net` when ``aap.cost`` is latency, else None."""
+    if cfg["aap"]["cost"] != "latency":
+        return None
+    from dance.aap.latency_table import LatencyModel
+
+    path = Paths(cfg).latency_table(model_name)
+    if not path.exists():
+        raise ConfigError(f"config key 'aap.cost' is latency, but the latency table {path} "
+                          f"does not exist: run `python -m dance latency-table --model "
+                          f"{model_name}` (rule latency_table) first")
+    return LatencyModel.load(path, net.names)
 
 
 DIM_NAMES = ("frames", "channels", "features")

@@ -1,0 +1,142 @@
+"""The per-layer latency table (issue 20.1) and the latency-aware budget (20.2): fixed
+decisions at each grid point, the table measured on a small network with its conditions,
+the trilinear latency model (exact on a linear table, differentiable), the soft path's
+latency ratio with gradients reaching the thresholds, and the configuration's errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from dance.aap.latency_table import LatencyModel, grid_decision, overhead_summary, write_table
+from dance.aap.model import AAPNet
+from dance.errors import ConfigError, DanceError
+from dance.io import read_json
+from dance.models import build_model
+
+from conftest import tiny_config
+
+
+def test_grid_decisions_keep_the_share_as_the_kernels_can_use_it():
+    fr, ch, fe = grid_decision((24, 8, 16, 16), 0.5, 0.4, 0.25, channel_multiple=8)
+    assert fr == [2, 3, 4, 5]                              # a contiguous run in the middle
+    assert ch.tolist() == list(range(16))                  # 0.4 × 24 = 9.6 → 10 → 16 (×8)
+    assert int(fe.sum()) == 64 and fe[4:12, 4:12].all()    # an 8×8 blob in the middle
+    assert grid_decision((24, 8, 16, 16), 1.0, 1.0, 1.0) == (None, None, None)
+    # a 2-frame input keeps its frames (min_frames), as the controller does
+    assert grid_decision((8, 2, 4, 4), 0.5, 1.0, 1.0, min_frames=4)[0] is None
+
+
+def _linear_model(layers: int = 2) -> tuple[LatencyModel, torch.Tensor]:
+    grid = ([0.5, 1.0], [0.25, 0.5, 1.0], [0.1, 0.5, 1.0])
+    coef = torch.tensor([[1.0, 2.0, 3.0], [0.5, 4.0, 1.0]])[:layers]   # ms per unit share
+    table = torch.empty(layers, 2, 3, 3)
+    for li, (i, f), (j, c), (k, s) in itertools.product(range(layers), *map(enumerate, grid)):
+        table[li, i, j, k] = 0.2 + coef[li, 0] * f + coef[li, 1] * c + coef[li, 2] * s
+    dense = table[:, -1, -1, -1] - 0.05                   # the pruned path's 50 µs overhead
+    return LatencyModel(grid, table, dense, floor_ms=3.0, dense_ms=20.0,
+                        layers=[f"l{i}" for i in range(layers)]), coef
+
+
+def test_latency_model_is_exact_on_a_linear_table_and_differentiable():
+    model, coef = _linear_model()
+    shares = torch.tensor([[[0.7, 0.3, 0.2], [0.9, 0.8, 0.6]]], dtype=torch.float64,
+                          requires_grad=True)
+    per_layer = 0.2 + (coef.double() * shares[0]).sum(1)
+    assert model.layer_ms(shares)[0].tolist() == pytest.approx(per_layer.detach().tolist())
+    ratio = model.ratio(shares)
+    assert float(ratio.detach()) == pytest.approx((3.0 + float(per_layer.detach().sum())) / 20.0)
+    ratio.sum().backward()
+    torch.testing.assert_close(shares.grad[0], coef.double() / 20.0)
+    # outside the grid the share is clamped (no extrapolation below the smallest share)
+    low = torch.tensor([[[0.1, 0.1, 0.01], [1.0, 1.0, 1.0]]], dtype=torch.float64)
+    assert float(model.layer_ms(low)[0, 0]) == pytest.approx(0.2 + 0.5 + 0.5 + 0.3)
+    # a layer that never runs the pruned path costs its dense conv
+    pruned = torch.tensor([True, False])
+    ones = torch.ones(1, 2, 3, dtype=torch.float64)
+    expect = (3.0 + float(model.table_ms[0, -1, -1, -1]) + float(model.dense_layer_ms[1])) / 20
+    assert float(model.ratio(ones, pruned)) == pytest.approx(expect)
+
+
+def test_the_table_is_measured_on_the_bench_network_with_its_conditions(tmp_path):
+    from dance.data import prepare
+
+    cfg = tiny_config(tmp_path, aap={"latency_table": {"frames": [0.5, 1.0],
+                                                       "channels": [0.5, 1.0],
+                                                       "features": [0.25, 1.0],
+                                                       "warmup": 0, "repeats": 2}},
+                      bench={"threads": 1})
+    prepare(cfg, progress=False)
+    out = write_table(cfg, "c3d")
+    import csv
+
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cond = read_json(out.with_suffix(".json"))
+    net = AAPNet(build_model("c3d", 10, width=0.125, frames=8, size=32), None,
+                 input_shape=(3, 8, 32, 32))
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    assert layers == net.names and len(rows) == 8 * len(layers)
+    for r in rows:
+        assert float(r["median_ms"]) > 0 and float(r["dense_median_ms"]) > 0
+        assert int(r["macs"]) <= int(r["dense_macs"])
+        full = float(r["frames_share"]) == float(r["channels_share"]) == 1.0
+        if full and float(r["features_share"]) == 1.0:
+            assert int(r["macs"]) == int(r["dense_macs"])
+            assert int(r["kept_channels"]) == int(r["in_channels"])
+    halved = [r for r in rows if float(r["channels_share"]) == 0.5
+              and float(r["frames_share"]) == float(r["features_share"]) == 1.0]
+    assert all(int(r["kept_channels"]) == -(-int(r["in_channels"]) // 2 // 8) * 8
+               or int(r["kept_channels"]) == int(r["in_channels"]) for r in halved)
+    assert 0 < cond["network_floor_ms"] < cond["network_dense_ms"]
+    assert cond["threads"] == 1 and cond["grid"]["features"] == [0.25, 1.0]
+    assert cond["environment"]["cpu"] and cond["clip"] == [3, 8, 32, 32]
+    model = LatencyModel.load(out, net.names)
+    ones = torch.ones(1, len(layers), 3)
+    dense_layers = sum(float(r["dense_median_ms"]) for r in rows
+                       if float(r["frames_share"]) == 0.5 and float(r["channels_share"]) == 0.5
+                       and float(r["features_share"]) == 0.25)
+    off = model.ratio(ones, torch.zeros(len(layers), dtype=torch.bool))
+    assert float(off) == pytest.approx((cond["network_floor_ms"] + dense_layers)
+                                       / cond["network_dense_ms"])
+    assert "overhead" in overhead_summary(out)
+    with pytest.raises(DanceError, match="re-run `python -m dance latency-table`"):
+        LatencyModel.load(out, net.names[:-1])
+
+
+def test_soft_latency_ratio_reaches_the_thresholds_and_a_missing_table_is_named(tmp_path):
+    from dance.train.aap import latency_model
+
+    model, _ = _linear_model(layers=2)
+    backbone = build_model("c3d", 10, width=0.125, frames=8, size=32)
+    net = AAPNet(backbone, None, input_shape=(3, 8, 32, 32))
+    names = net.names
+    # a two-layer table for a network with more layers: use its first two layers' entries
+    table = model.table_ms.repeat(len(names), 1, 1, 1)[:len(names)]
+    model = LatencyModel(([0.5, 1.0], [0.25, 0.5, 1.0], [0.1, 0.5, 1.0]), table,
+                         table[:, -1, -1, -1], 3.0, 20.0, names)
+    tau = torch.full((len(names), 3), 0.8, requires_grad=True)
+    net.state.fixed_tau = tau
+    net.train()
+    net(torch.rand(2, 3, 8, 32, 32))
+    ratio = net.expected_latency_ratio(model)
+    assert ratio.shape == (2,) and bool(torch.isfinite(ratio).all())
+    ratio.mean().backward()
+    assert float(tau.grad.abs().sum()) > 0            # the budget can move the thresholds
+    cfg = tiny_config(tmp_path, aap={"cost": "latency"})
+    with pytest.raises(ConfigError, match=r"aap\.cost.*python -m dance latency-table --model c3d"):
+        latency_model(cfg, "c3d", net)
+    assert latency_model(tiny_config(tmp_path), "c3d", net) is None
+
+
+def test_the_latency_keys_change_a_controller_only_when_it_trains_against_latency(tmp_path):
+    from dance import config as config_mod
+
+    macs = tiny_config(tmp_path)
+    grid = tiny_config(tmp_path, aap={"latency_table": {"repeats": 3}})
+    assert config_mod.aap_training_keys(macs) == config_mod.aap_training_keys(grid)
+    assert "aap.latency_table" not in config_mod.aap_training_keys(macs)
+    lat = tiny_config(tmp_path, aap={"cost": "latency"})
+    assert {"aap.cost", "aap.latency_table"} <= set(config_mod.aap_training_keys(lat))
