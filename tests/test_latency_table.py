@@ -101,7 +101,12 @@ def test_the_table_is_measured_on_the_bench_network_with_its_conditions(tmp_path
     off = model.ratio(ones, torch.zeros(len(layers), dtype=torch.bool))
     assert float(off) == pytest.approx((cond["network_floor_ms"] + dense_layers)
                                        / cond["network_dense_ms"])
-    assert "overhead" in overhead_summary(out)
+    over = cond["per_layer_overhead"]
+    assert list(over) == layers and all(o["decide_ms"] > 0 for o in over.values())
+    assert "deciding at τ → 0" in overhead_summary(out)
+    bad = tiny_config(tmp_path, aap={"latency_table": {"channels": [0.5, 0.75]}})
+    with pytest.raises(ConfigError, match=r"aap\.latency_table\.channels.*must hold 1\.0"):
+        write_table(bad, "c3d")
     with pytest.raises(DanceError, match="re-run `python -m dance latency-table`"):
         LatencyModel.load(out, net.names[:-1])
 

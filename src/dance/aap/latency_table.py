@@ -22,8 +22,10 @@ decisions:
 Each layer's dense conv is timed in the same interleaved run
 (:func:`dance.measure.latency.time_variants`, batch 1). So the table holds, beside the time
 of each kept setting, its ratio to dense measured side by side. The grid's all-kept point
-is the pruned path when it prunes nothing: its excess over dense is the per-conv decision
-overhead. The whole dense network and ``dense-floor`` (every prunable conv skipped) are
+is the pruned path when it prunes nothing with the decision given. The same conv deciding
+for itself at thresholds → 0 (every profile pass and keep rule runs, nothing is dropped) is
+timed too (``per_layer_overhead`` in the JSON): its excess over dense is the per-conv
+decision overhead. The whole dense network and ``dense-floor`` (every prunable conv skipped) are
 timed too. The floor is the time outside the prunable convs, which no pruning removes.
 """
 
@@ -40,11 +42,14 @@ from torch import Tensor, nn
 
 from dance.aap.evaluate import batch_effective_macs
 from dance.aap.execute import PrunedConv
+from dance.errors import ConfigError
 from dance.io import read_json, write_csv, write_json
 from dance.measure.latency import environment, time_variants
 from dance.measure.variants import prepare_memory_format, prepare_network, skip_prunable_convs
 from dance.nn.conv import use_fast_convs
 
+DECIDE_TAU = (1e-6, 1e-6, 1e-6)     # > 0: every decision runs; keeps all but all-zero entries
+ALL_KEPT = "1,1,1"
 COLUMNS = ["model", "layer", "index", "in_channels", "in_frames", "height", "width",
            "frames_share", "channels_share", "features_share", "kept_frames",
            "kept_channels", "kept_features", "macs", "dense_macs", "median_ms", "p25_ms",
@@ -118,9 +123,13 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
     if cfg["bench"]["channels_last"]:
         clip = clip.contiguous(memory_format=torch.channels_last_3d)
     inputs = site_inputs(model, clip)
+    for dim in ("frames", "channels", "features"):
+        if 1.0 not in t[dim]:
+            raise ConfigError(f"config key 'aap.latency_table.{dim}' is {t[dim]}: it must hold "
+                              f"1.0 (the all-kept point the other shares are read against)")
     grid = list(itertools.product(t["frames"], t["channels"], t["features"]))
     clock = time.thread_time if threads == 1 else time.perf_counter
-    rows = []
+    rows, overhead = [], {}
     for index, (name, _, conv) in enumerate(model.prunable_convs()):
         x = inputs[name]
         in_shape = tuple(int(s) for s in x.shape[1:])
@@ -132,9 +141,14 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
             decisions[key] = grid_decision(in_shape, fr, ch, fe, a["channel_multiple"],
                                            a["min_frames"])
             variants[key] = (lambda inp, d=decisions[key], p=plan: p(inp, decision=d)[0])
+        # the decision itself (profiles, keep rule, round-up) at thresholds that keep all
+        variants["decide"] = (lambda inp, p=plan: p(inp, tau=DECIDE_TAU)[0])
         res = time_variants(variants, [x], warmup=t["warmup"], repeats=t["repeats"],
                             audit=False, clock=clock)
         dense = res["summary"]["dense"]["median"]
+        overhead[name] = {"dense_ms": dense * 1e3,
+                          "all_kept_ms": res["summary"][ALL_KEPT]["median"] * 1e3,
+                          "decide_ms": res["summary"]["decide"]["median"] * 1e3}
         ones = _masks((None, None, None), in_shape)
         dense_macs = int(batch_effective_macs(conv, in_shape, *ones)[0])
         for (fr, ch, fe), key in zip(grid, decisions, strict=True):
@@ -166,7 +180,7 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
         "weights": "random (latency does not depend on them)",
         "network_dense_ms": whole["summary"]["dense"]["median"] * 1e3,
         "network_floor_ms": whole["summary"]["dense-floor"]["median"] * 1e3,
-        "audit": whole["audit"], "environment": environment()}
+        "per_layer_overhead": overhead, "audit": whole["audit"], "environment": environment()}
     return {"rows": rows, "conditions": conditions}
 
 
@@ -184,20 +198,15 @@ def write_table(cfg: dict, model_name: str) -> Path:
 def overhead_summary(path: Path) -> str:
     """Console lines: per layer, the dense conv and the all-kept pruned path (the decision
     overhead per pruned conv), and the whole network's dense and floor latency."""
-    import csv
-
     cond = read_json(path.with_suffix(".json"))
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh)
-                if float(r["frames_share"]) == float(r["channels_share"])
-                == float(r["features_share"]) == 1.0]
     lines = [f"{cond['model']}: clip {cond['clip']}, {cond['threads']} threads "
              f"({cond['clock']}): network dense {cond['network_dense_ms']:.2f} ms, floor "
              f"{cond['network_floor_ms']:.2f} ms (outside the prunable convs)"]
-    for r in rows:
-        over = (float(r["median_ms"]) - float(r["dense_median_ms"])) * 1e3
-        lines.append(f"  {r['layer']}: dense {float(r['dense_median_ms']):.3f} ms, pruned "
-                     f"path keeping all {float(r['median_ms']):.3f} ms (overhead {over:+.0f} µs)")
+    for layer, o in cond["per_layer_overhead"].items():
+        lines.append(f"  {layer}: dense {o['dense_ms']:.3f} ms; pruned path, decision fixed to "
+                     f"keep all {o['all_kept_ms']:.3f} ms "
+                     f"({(o['all_kept_ms'] - o['dense_ms']) * 1e3:+.0f} µs); deciding at τ → 0 "
+                     f"{o['decide_ms']:.3f} ms ({(o['decide_ms'] - o['dense_ms']) * 1e3:+.0f} µs)")
     return "\n".join(lines)
 
 
