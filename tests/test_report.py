@@ -385,6 +385,32 @@ def test_provenance_separates_the_date_from_reproducible_fields(tmp_path):
     assert json.loads(out.read_text())["reproducible"]["config"]["seed"] == 0
 
 
+def test_provenance_ties_the_results_to_their_data(tmp_path):
+    import hashlib
+
+    from dance.data import prepare
+    from dance.paths import Paths
+
+    cfg = tiny_config(tmp_path)
+    assert provenance.provenance(cfg)["reproducible"]["data"] == {
+        "manifest": "work_dir/data/synthetic/manifest.json", "status": "not built"}
+    prepare(cfg, progress=False)
+    data = provenance.provenance(cfg)["reproducible"]["data"]
+    manifest = Paths(cfg).manifest
+    assert data["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert set(data["splits"]) == {"train", "val", "test"}
+    shards = json.loads(manifest.read_text())["sha256"]
+    test = data["splits"]["test"]
+    assert test["shards"] == {k: v for k, v in shards.items() if k.startswith("test_")}
+    first = sorted(test["shards"])[0]
+    (manifest.parent / first).write_bytes(b"other clips")      # the data change...
+    shards[first] = hashlib.sha256(b"other clips").hexdigest()
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": shards}))
+    again = provenance.provenance(cfg)["reproducible"]["data"]
+    assert again["splits"]["test"]["sha256"] != test["sha256"]    # ...and so does the record
+    assert again["splits"]["train"] == data["splits"]["train"]
+
+
 # --- the committed reference results rebuild every table and figure ----------------------
 
 def _committed_reference() -> bool:

@@ -4,7 +4,8 @@ Two sections, so that a determinism check can compare everything but the clock:
 
 * ``reproducible`` — the same code, config and machine give the same values: code commit
   and whether tracked files other than the outputs differ from it (``dirty``), the
-  fingerprint of the validated config (and the config itself), Python and package
+  fingerprint of the validated config (and the config itself), the data set (its
+  manifest's SHA-256, and per split a hash of its shards' SHA-256s), Python and package
   versions, platform, CPU model, logical CPUs usable, torch threads configured;
 * ``run`` — when it was written (UTC, ISO 8601). Nothing else carries a date.
 
@@ -75,6 +76,34 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def data_state(cfg: dict) -> dict[str, Any]:
+    """The data the run used: its manifest's SHA-256 and, per split, a hash of the split's
+    shard hashes (sorted by shard name) with the shards themselves, so that committed
+    results are tied to their clips. "not built" when the manifest is absent."""
+    import hashlib
+    import json
+
+    paths = Paths(cfg)
+    path = paths.manifest
+    try:
+        where = "work_dir/" + path.relative_to(paths.work).as_posix()
+    except ValueError:
+        where = path.as_posix()
+    if not path.exists():
+        return {"manifest": where, "status": "not built"}
+    raw = path.read_bytes()
+    shards = json.loads(raw).get("sha256", {})
+    splits: dict[str, dict[str, str]] = {}
+    for name, digest in sorted(shards.items()):
+        split = name.split("_", 1)[0]                # train_000.npy, train_meta.csv
+        splits.setdefault(split, {})[name] = digest
+    return {"name": cfg["dataset"]["name"], "manifest": where,
+            "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+            "splits": {split: {"sha256": hashlib.sha256("".join(
+                f"{n}:{d}\n" for n, d in files.items()).encode()).hexdigest(), "shards": files}
+                for split, files in splits.items()}}
+
+
 def provenance(cfg: dict) -> dict[str, Any]:
     from dance.measure.latency import cpu_model
 
@@ -85,6 +114,7 @@ def provenance(cfg: dict) -> dict[str, Any]:
             "code": code_state([paths.results, paths.figures, paths.work]),
             "config_fingerprint": config_mod.fingerprint(cfg),
             "config": cfg,
+            "data": data_state(cfg),
             "python": platform.python_version(),
             "packages": package_versions(),
             "platform": platform.platform(),
