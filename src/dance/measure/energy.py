@@ -4,9 +4,10 @@ A table of per-operation costs with two presets:
 
 * ``eyeriss65`` — normalised to one MAC (Chen et al., ISCA 2016, "Eyeriss", 65 nm, 16-bit):
   MAC 1, register file (RF) 1, inter-PE (array network) 2, global buffer 6, DRAM 200.
-* ``horowitz45`` — picojoules (Horowitz, ISSCC 2014; table reused by Han et al., 2015;
-  45 nm, 32-bit): fp32 MAC 4.6 (= mult 3.7 + add 0.9), 32-bit SRAM read 5,
-  32-bit DRAM access 640. The table has no RF/inter-PE levels, so they cost 0 here.
+* ``horowitz45`` — picojoules (Horowitz, ISSCC 2014, as tabulated by Han et al., NeurIPS
+  2015, Fig. 1; 45 nm, 32-bit): fp32 MAC 4.6 (= mult 3.7 + add 0.9), 32-bit register file
+  access 1 (Han et al.'s table; 4 per MAC as for Eyeriss), 32-bit SRAM read 5, 32-bit DRAM
+  access 640. Neither table has an inter-PE network level, so noc costs 0 here.
 
 Mapping of work to levels (our reconstruction, docs/measurement.md):
 
@@ -40,9 +41,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "source": "Chen et al., ISCA 2016 (Eyeriss, 65 nm); rf_per_mac: Sze et al., 2017",
     },
     "horowitz45": {
-        "mac": 4.6, "rf": 0.0, "rf_per_mac": 0, "noc": 0.0, "buffer": 5.0, "dram": 640.0,
+        "mac": 4.6, "rf": 1.0, "rf_per_mac": 4, "noc": 0.0, "buffer": 5.0, "dram": 640.0,
         "unit": "pJ",
-        "source": "Horowitz, ISSCC 2014; Han et al., NeurIPS 2015 (45 nm, 32-bit)",
+        "source": "Horowitz, ISSCC 2014; Han et al., NeurIPS 2015, Fig. 1 (45 nm, 32-bit); "
+                  "rf_per_mac: Sze et al., 2017",
     },
 }
 
