@@ -131,8 +131,9 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
     ], DEVICE_COLUMNS)
     write_csv(paths.comparison_matched, [
         {"model": "c3d", "preset": "eyeriss65", "dance_point": 0, "dance_energy": 1.0,
+         "dense_energy": 2.0, "efficiency_vs_dense": 2.0,
          "best_other_method": "fbs", "best_other_point": "k0.5", "best_other_energy": 1.2,
-         "efficiency_ratio": 1.2, "note": ""}])                 # < 1.47 × 0.9 = 1.323
+         "efficiency_ratio": 1.2, "nearest_compared": "", "note": ""}])  # < 1.47 × 0.9
     got = _by_id(claims.claims_rows(cfg))
     assert got["speedup_jetson_nano", "c3d"]["verdict"] == "reproduced"
     assert got["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.30)
@@ -461,9 +462,41 @@ def test_no_dance_point_at_matched_accuracy_is_not_reproduced_not_unmeasured(tmp
                    {"c3d": (0.02, 0.04)})
     write_csv(Paths(cfg).comparison_matched, [
         {"model": "c3d", "preset": "eyeriss65", "dance_point": "", "dance_energy": "",
+         "dense_energy": 2.0, "efficiency_vs_dense": "",
          "best_other_method": "l1", "best_other_point": "mild", "best_other_energy": 1.2,
-         "efficiency_ratio": "", "note": "no DANCE operating point within 1 point(s) of "
-                                         "dense top-1 (0.7913): claim not reproduced"}])
+         "efficiency_ratio": "", "nearest_compared": "",
+         "note": "no DANCE operating point within 1 point(s) of "
+                 "dense top-1 (0.7913): claim not reproduced"}])
     eff = _by_id(claims.claims_rows(cfg))["energy_efficiency_vs_sota", "c3d"]
     assert eff["verdict"] == "not reproduced" and eff["measured_value"] is None
     assert eff["source"] == "model" and "no DANCE operating point" in eff["note"]
+
+
+def test_a_sota_claim_measured_only_against_dense_is_not_comparable(tmp_path):
+    """No compared method reaches the accuracy floor (R3D-18 in the 2026-12 reference run:
+    FBS 0.731, frame skipping 0.709, L1 0.695 against a floor of 0.745): the ratio to dense
+    is not a ratio to the state of the art. The SOTA claim says 'not comparable' and names
+    the nearest method; the ratio to dense gets its own row."""
+    from dance.sota.comparison import matched_rows
+
+    rows = [{"model": "r3d18", "method": m, "operating_point": p, "top1": t,
+             "top1_dense": 0.755, "family": f, "energy_eyeriss65": e}
+            for m, p, t, f, e in (("dense", "dense", 0.755, "dense", 2.66),
+                                  ("dance", "3", 0.750, "dance", 1.80),
+                                  ("fbs", "k0.5", 0.731, "compared", 1.50),
+                                  ("l1", "mild", 0.695, "compared", 1.40))]
+    (matched,) = matched_rows(rows, ["eyeriss65"], tolerance=0.01)
+    assert matched["best_other_method"] is None and matched["efficiency_ratio"] is None
+    assert matched["efficiency_vs_dense"] == pytest.approx(2.66 / 1.80)
+    assert matched["nearest_compared"] == "fbs@k0.5 (top-1 0.7310)"
+    assert "not comparable" in matched["note"] and "against dense: 1.48x" in matched["note"]
+    cfg = _results(tmp_path, [_summary_row("r3d18", "dance", 3, 0.75, -0.5, 0.6)],
+                   {"r3d18": (0.02, 0.04)})
+    write_csv(Paths(cfg).comparison_matched, [matched], data.MATCHED_COLUMNS)
+    got = _by_id(claims.claims_rows(cfg))
+    sota = got["energy_efficiency_vs_sota", "r3d18"]
+    assert sota["verdict"] == "not comparable" and sota["measured_value"] is None
+    assert "nearest: fbs@k0.5 (top-1 0.7310)" in sota["note"]
+    dense = got["energy_efficiency_vs_dense", "r3d18"]
+    assert dense["verdict"] == "no paper value"
+    assert dense["measured_value"] == pytest.approx(2.66 / 1.80)

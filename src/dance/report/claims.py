@@ -9,15 +9,19 @@ the paper's number exists), the rule and tolerance applied, and the verdict:
 * ``reproduced`` / ``not reproduced`` — the measured value passes / fails the rule;
 * ``not measured`` — nothing was measured (device not attached, stage not run); the
   reason is in ``note``; nothing is estimated in its place;
-* ``no paper value`` — ``speedup_host`` only: this artifact's own host measurement, which
-  the paper has no number for.
+* ``no paper value`` — this artifact's own measurements the paper has no number for
+  (``speedup_host``, ``energy_efficiency_vs_dense``);
+* ``not comparable`` — the state-of-the-art claim when no compared method reaches the
+  accuracy floor: a ratio against dense is not a ratio against the state of the art, so it
+  gets its own row (``energy_efficiency_vs_dense``) and this one names the nearest method.
 
 Rules (tolerances: config section ``claims``):
 
 * speed-ups (Jetson Nano 1.37×, Snapdragon 8 Gen 1 2.22×, from ``devices.csv``):
   measured ≥ paper × (1 − ``speedup_tolerance``);
 * energy efficiency vs the state of the art ("up to 1.47×", from
-  ``comparison_matched.csv``, energy model): ratio ≥ 1.47 × (1 − ``efficiency_tolerance``);
+  ``comparison_matched.csv``, energy model): ratio to the best *compared* method (never
+  dense) ≥ 1.47 × (1 − ``efficiency_tolerance``); the ratio to dense is reported beside;
 * accuracy impact ("negligible to zero"): DANCE's top-1 minus the dense baseline's, in
   points, ≥ −``accuracy_tolerance``;
 * MAC / memory-access savings (no number in the paper): saved fraction of dense ≥
@@ -45,7 +49,8 @@ from dance.report import data
 PAPER_SOURCE = "DANCE abstract, arXiv 2603.17275 (2026)"
 COLUMNS = ["claim_id", "model", "claim", "paper_value", "measured_value", "unit", "device",
            "source", "rule", "tolerance", "verdict", "operating_point", "evidence", "note"]
-VERDICTS = ("reproduced", "not reproduced", "not measured", "no paper value")
+VERDICTS = ("reproduced", "not reproduced", "not measured", "no paper value",
+            "not comparable")
 DEVICES = {"speedup_jetson_nano": ("jetson", 1.37, "NVIDIA Jetson Nano (GPU)"),
            "speedup_snapdragon": ("snapdragon", 2.22, "Qualcomm Snapdragon 8 Gen 1")}
 PAPER_EFFICIENCY = 1.47
@@ -54,8 +59,10 @@ PAPER_EFFICIENCY = 1.47
 def _row(claim_id: str, model: str, claim: str, paper: float | None, measured: float | None,
          unit: str, device: str, source: str, rule: str, tolerance: float | None,
          passed: bool | None, point: Any = None, evidence: Path | str = "",
-         note: str = "") -> dict[str, Any]:
-    if measured is None or (isinstance(measured, float) and np.isnan(measured)):
+         note: str = "", verdict: str | None = None) -> dict[str, Any]:
+    if verdict is not None:                      # decided by the caller (not comparable)
+        measured = None
+    elif measured is None or (isinstance(measured, float) and np.isnan(measured)):
         measured = None
         if passed is False:          # measured, and it fails without a value to show
             verdict = "not reproduced"
@@ -124,15 +131,34 @@ def _efficiency_claims(cfg: dict, paths: Paths) -> list[dict]:
     rows = []
     for _, r in matched.iterrows():
         ratio = data.nan_to_none(r["efficiency_ratio"])
-        # no ratio because no DANCE point reached the accuracy floor: the claim fails
-        no_dance_point = ratio is None and data.nan_to_none(r["dance_point"]) is None
-        rows.append(_row(**common, model=r["model"], measured=ratio,
-                         device=f"energy model {r['preset']}", source="model",
-                         passed=(False if no_dance_point else None) if ratio is None
-                         else ratio >= paper * (1 - tol),
-                         point=r["dance_point"], evidence=paths.comparison_matched,
-                         note=f"vs {r['best_other_method']} @ {r['best_other_point']}; "
-                              f"{data.nan_to_none(r['note']) or ''}".rstrip("; ")))
+        dance_point = data.nan_to_none(r["dance_point"])
+        note = data.nan_to_none(r["note"]) or ""
+        device = f"energy model {r['preset']}"
+        if ratio is not None:
+            rows.append(_row(**common, model=r["model"], measured=ratio, device=device,
+                             source="model", passed=ratio >= paper * (1 - tol),
+                             point=dance_point, evidence=paths.comparison_matched,
+                             note=f"vs {r['best_other_method']} @ {r['best_other_point']}; "
+                                  f"{note}".rstrip("; ")))
+        elif dance_point is None:      # no DANCE point reached the accuracy floor: it fails
+            rows.append(_row(**common, model=r["model"], measured=None, device=device,
+                             source="model", passed=False, evidence=paths.comparison_matched,
+                             note=note))
+        else:                          # no compared method did: nothing to compare with
+            nearest = data.nan_to_none(r["nearest_compared"]) or "none"
+            rows.append(_row(**common, model=r["model"], measured=None, device=device,
+                             source="model", passed=None, point=dance_point,
+                             evidence=paths.comparison_matched, verdict="not comparable",
+                             note=f"no compared method within the accuracy tolerance "
+                                  f"(nearest: {nearest}); {note}"))
+        vs_dense = data.nan_to_none(r["efficiency_vs_dense"])
+        rows.append(_row(
+            "energy_efficiency_vs_dense", r["model"],
+            "energy efficiency of DANCE against the dense network (this artifact's own)",
+            None, vs_dense, "× (energy dense / DANCE, matched accuracy)", device, "model",
+            "none (the paper compares with the state of the art, not with dense)", None,
+            None, dance_point, paths.comparison_matched,
+            "" if vs_dense is not None else "no DANCE point within the accuracy tolerance"))
     return rows
 
 

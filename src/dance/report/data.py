@@ -27,8 +27,9 @@ from dance.errors import DanceError
 # Column contracts of files other stages write (docs/interfaces.md "Report inputs").
 # devices.csv is read with the device stage's own column list: one contract, no copy.
 DEVICE_COLUMNS = DEVICE_SUMMARY_COLUMNS
-MATCHED_COLUMNS = ["model", "preset", "dance_point", "dance_energy", "best_other_method",
-                   "best_other_point", "best_other_energy", "efficiency_ratio", "note"]
+MATCHED_COLUMNS = ["model", "preset", "dance_point", "dance_energy", "dense_energy",
+                   "efficiency_vs_dense", "best_other_method", "best_other_point",
+                   "best_other_energy", "efficiency_ratio", "nearest_compared", "note"]
 COMPARISON_COLUMNS = ["method", "model", "operating_point", "top1", "top1_delta",
                       "macs_ratio", "memory_ratio"]
 
