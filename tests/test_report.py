@@ -137,6 +137,18 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
     got = _by_id(claims.claims_rows(cfg))
     assert got["speedup_jetson_nano", "c3d"]["verdict"] == "reproduced"
     assert got["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.30)
+    # the bundle exports dance@K: the reported point's row is the one read (it was never
+    # found before, when only a method named "dance" counted)
+    write_csv(paths.devices_summary, [
+        device_row("jetson_nano", "c3d", "dance@1", "measured", speedup_vs_dense=2.0),
+        device_row("jetson_nano", "c3d", "dance@0", "measured", speedup_vs_dense=1.25),
+        device_row("snapdragon_8gen1", "c3d", "dance@0", "measured, wrong results")],
+        DEVICE_COLUMNS)
+    again = _by_id(claims.claims_rows(cfg))
+    assert again["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.25)
+    wrong = again["speedup_snapdragon", "c3d"]
+    assert wrong["measured_value"] is None and "wrong results" in wrong["note"]
+    assert wrong["verdict"] == "not reproduced"
     snap = got["speedup_snapdragon", "c3d"]
     assert snap["verdict"] == "not measured" and snap["measured_value"] is None
     assert "no adb device" in snap["note"]
