@@ -270,6 +270,35 @@ def test_device_figure_and_table_from_a_devices_csv(tmp_path):
     assert len(pd.read_csv(fig[2])) == 3
 
 
+def test_device_figure_labels_an_absent_device_once_and_draws_no_empty_panel(tmp_path,
+                                                                              monkeypatch):
+    from dance.report import style
+
+    drawn = []
+    save = style.save
+    monkeypatch.setattr(style, "save",
+                        lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    cfg = tiny_config(tmp_path)
+    _devices_csv(cfg)                                   # host energy measured: two panels
+    registry.build(cfg, "F9")
+    texts = [t.get_text() for ax in drawn[0].axes for t in ax.texts]
+    assert len(drawn[0].axes) == 2
+    assert texts.count("not measured") == 2             # the Jetson: speed-up, energy
+    star = [ln for ln in drawn[0].axes[0].lines if ln.get_marker() == "*"]
+    assert [float(ln.get_ydata()[0]) for ln in star] == [1.37]     # the paper's, as a marker
+    write_csv(Paths(cfg).devices_summary, [
+        device_row("host", "c3d", "dense", "measured", speedup_vs_dense=1.0,
+                   energy_status="RAPL not readable"),
+        device_row("host", "c3d", "dance", "measured", speedup_vs_dense=1.2,
+                   energy_status="RAPL not readable"),
+        device_row("jetson_nano", "c3d", "dance", "not measured: not attached")],
+        DEVICE_COLUMNS)
+    registry.build(cfg, "F9")
+    (ax,) = drawn[1].axes                               # no energy anywhere: no empty panel
+    assert [t.get_text() for t in ax.texts] == ["not measured"]
+    assert "energy per clip: not measured on any device" in ax.get_title(loc="left")
+
+
 def test_pdf_bytes_do_not_depend_on_the_clock(tmp_path):
     cfg = tiny_config(tmp_path)
     first = registry.build(cfg, "F9")

@@ -150,7 +150,7 @@ ARTIFACTS: dict[str, Artifact] = {a.id: a for a in [
              f"{_F}.pruning", _dance_evals),
     Artifact("F8", "figure", "f8_macs_difficulty", "F8. Per-clip MACs vs clip difficulty",
              f"{_F}.tradeoff", _per_clip),
-    Artifact("F9", "figure", "f9_devices", "F9. Latency and energy per device",
+    Artifact("F9", "figure", "f9_devices", "F9. Speed-up and energy per device",
              f"{_F}.devices", _none, _devices),
     Artifact("F10", "figure", "f10_efficiency", "F10. Energy efficiency vs the state of the "
              "art", f"{_F}.sota", _none, _comparison),

@@ -1,8 +1,10 @@
 """F9: latency and energy per clip on every device, dense vs DANCE (``devices.csv``).
 
-Rows the device stage could not measure (device not attached, no power rail readable) are
-drawn as an empty slot labelled "not measured", with the paper's speed-up when it reports
-one; nothing is estimated in their place. Until the device stage has run the figure says
+Speed-up over dense per device and model (one bar per DANCE point), with the paper's
+speed-up as a star where it reports one. A device group that was not measured carries one
+"not measured" label; energy gets a panel only where some device measured it, otherwise a
+single line says it was not measured and why. Nothing is estimated in place of a
+measurement. Until the device stage has run the figure says
 "not available yet".
 """
 
@@ -16,11 +18,17 @@ from dance.paths import Paths
 from dance.report import data, style
 from dance.report.registry import Artifact
 
-METRICS = [("latency_median_ms", "latency, median (ms)"),
-           ("energy_j_per_clip", "energy per clip (J)")]
+
+def _measured(frame, metric: str):
+    return frame[frame["status"].str.lower().str.startswith("measured")
+                 & frame[metric].notna()]
 
 
 def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
+    """Top: speed-up over dense per device × model, one bar per DANCE point where measured;
+    a device group that was not measured gets one "not measured" label and the paper's
+    speed-up as a marker. Bottom: energy per clip where any device measured it; otherwise
+    no empty panel, one line saying energy was not measured and why."""
     paths = Paths(cfg)
     frame = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     if frame is None:
@@ -28,34 +36,59 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
                                  f"{paths.devices_summary.name} has not been produced (device stage)")
     frame = frame.assign(group=frame["device"] + "\n" + frame["model"])
     groups = list(dict.fromkeys(frame["group"]))
-    methods = list(dict.fromkeys(frame["method"]))
+    points = [m for m in dict.fromkeys(frame["method"]) if m.lower() != "dense"]
+    energy = _measured(frame, "energy_j_per_clip")
     style.apply(cfg)
-    col = style.color_map(cfg, methods)
-    fig, axes = style.figure(cfg, len(METRICS), 1, wide=len(groups) > 4,
-                             height=1.5 * len(METRICS) + 0.8, sharex=True)
-    width = 0.8 / max(len(methods), 1)
+    col = style.color_map(cfg, points)
+    rows_n = 2 if len(energy) else 1
+    fig, axes = style.figure(cfg, rows_n, 1, wide=len(groups) > 4,
+                             height=1.7 * rows_n + 0.9, sharex=True)
+    width = 0.8 / max(len(points), 1)
     x = np.arange(len(groups))
-    for r, (metric, label) in enumerate(METRICS):
-        ax = axes[r, 0]
+    ax = axes[0, 0]
+    speed = _measured(frame, "speedup_vs_dense")
+    paper_drawn = False
+    for g, group in enumerate(groups):
+        part = frame[frame["group"] == group]
+        if speed[speed["group"] == group].empty:
+            ax.text(g, 0.5, "not measured", transform=ax.get_xaxis_transform(), ha="center",
+                    va="center", fontsize=cfg["plots"]["font_size"] - 2, color="0.35")
+        paper = part["paper_speedup"].dropna()
+        if len(paper):
+            ax.plot([g], [float(paper.iloc[0])], marker="*", markersize=9, color="k",
+                    linestyle="none", label=None if paper_drawn else "paper-reported")
+            paper_drawn = True
+    for k, method in enumerate(points):
+        part = speed[speed["method"] == method].set_index("group")
+        pos = x + (k - (len(points) - 1) / 2) * width
+        values = [float(part.loc[g, "speedup_vs_dense"]) if g in part.index else np.nan
+                  for g in groups]
+        ax.bar(pos, values, width, color=col[method], label=method)
+    ax.axhline(1.0, color="0.5", linewidth=0.6)
+    ax.set_ylabel("speed-up over dense (×)")
+    ax.set_xlim(-0.5, len(groups) - 0.5)
+    if rows_n == 2:
+        bx = axes[1, 0]
+        methods = list(dict.fromkeys(frame["method"]))
+        ecol = style.color_map(cfg, methods)
+        ew = 0.8 / max(len(methods), 1)
         for k, method in enumerate(methods):
-            part = frame[frame["method"] == method].set_index("group")
-            pos = x + (k - (len(methods) - 1) / 2) * width
-            values = [part.loc[g, metric] if g in part.index else np.nan for g in groups]
-            ax.bar(pos, values, width, color=col[method], label=method)
-            for p, g, v in zip(pos, groups, values, strict=True):
-                if g in part.index and (np.isnan(v) if isinstance(v, float) else v is None):
-                    paper = part.loc[g, "paper_speedup"]
-                    note = "not\nmeasured" + (f"\n(paper {paper:.2f}×)"
-                                              if r == 0 and method.lower() != "dense"
-                                              and not np.isnan(paper) else "")
-                    ax.text(p, 0.02, note, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=cfg["plots"]["font_size"] - 3, color="0.35")
-        ax.set_ylabel(label)
-        ax.set_xlim(-0.5, len(groups) - 0.5)
-        if frame[metric].isna().all():        # nothing measured: no invented scale
-            ax.set_ylim(0, 1)
-            ax.set_yticks([])
+            part = energy[energy["method"] == method].set_index("group")
+            pos = x + (k - (len(methods) - 1) / 2) * ew
+            bx.bar(pos, [1e3 * float(part.loc[g, "energy_j_per_clip"]) if g in part.index
+                         else np.nan for g in groups], ew, color=ecol[method])
+        for g, group in enumerate(groups):
+            if energy[energy["group"] == group].empty:
+                bx.text(g, 0.5, "not measured", transform=bx.get_xaxis_transform(),
+                        ha="center", va="center", fontsize=cfg["plots"]["font_size"] - 2,
+                        color="0.35")
+        bx.set_ylabel("energy per clip (mJ)")
     axes[-1, 0].set_xticks(x, groups)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if rows_n == 1:
+        reasons = frame.loc[frame["device"] == "host_cpu", "energy_status"].dropna()
+        host = str(reasons.iloc[0]) if len(reasons) else "no power source"
+        ax.set_title(f"energy per clip: not measured on any device (host: {host})",
+                     fontsize=cfg["plots"]["font_size"] - 2, color="0.35", loc="left")
+    handles, labels = ax.get_legend_handles_labels()
     style.legend_below(fig, handles, labels, ncol=min(len(labels), 4))
     return style.save(fig, cfg, artifact.name, frame.drop(columns="group"))
