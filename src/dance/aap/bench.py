@@ -36,7 +36,7 @@ def variant_name(variant: str, point: int) -> str:
 
 def parse_name(name: str) -> tuple[str, int]:
     """(variant, point) of a bench name; ConfigError when it is not one."""
-    from dance.train.aap import check_variant
+    from dance.aap.factory import check_variant
 
     m = _NAME.match(name)
     if not m:
@@ -49,7 +49,7 @@ def parse_name(name: str) -> tuple[str, int]:
 
 def build(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str) -> VariantFn:
     """Timed callable of AAP point `name` (module docstring)."""
-    from dance.train.aap import backbone_stage, load_controller
+    from dance.aap.factory import backbone_stage, load_controller
     from dance.train.stage import load_trained
 
     variant, point = parse_name(name)

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dance import runtime
@@ -44,31 +43,14 @@ from dance.data.dataset import ClipDataset, open_split
 from dance.io import atomic_path, read_json, write_csv, write_json
 from dance.measure import energy, memory
 from dance.measure import macs as macs_mod
+from dance.measure.macs import batch_effective_macs  # noqa: F401  (re-exported)
 from dance.measure.profile import cost_tables
+from dance.measure.stats import distribution
 from dance.paths import Paths
 
 DECISION_COLUMNS = ["clip", "label", "difficulty", "correct", "layer", "frames_kept",
                     "frames_total", "channels_kept", "channels_total", "features_kept",
                     "features_total", "tau_fr", "tau_ch", "tau_fe", "macs", "macs_dense"]
-
-
-def batch_effective_macs(conv: nn.Conv3d, in_shape: tuple[int, ...], frames: Tensor,
-                         channels: Tensor, features: Tensor) -> Tensor:
-    """Exact effective MACs [N] (int64) of `conv` for N clips' masks, the formula of
-    :func:`dance.measure.macs.effective_conv_macs` evaluated for a batch.
-
-    `frames` [N,T], `channels` [N,C], `features` [N,H,W] are bool keep masks.
-    """
-    mask = (frames[:, :, None, None] & features[:, None]).to(torch.float64)[:, None]
-    pad = conv._reversed_padding_repeated_twice
-    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    if any(pad):
-        mask = F.pad(mask, pad) if mode == "constant" else F.pad(mask, pad, mode=mode)
-    ones = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64)
-    with torch.no_grad():
-        taps = F.conv3d(mask, ones, stride=conv.stride, dilation=conv.dilation)
-    kept_taps = taps.sum((1, 2, 3, 4)).round().to(torch.int64)
-    return kept_taps * channels.sum(1).to(torch.int64) * conv.out_channels // conv.groups
 
 
 @torch.no_grad()
@@ -141,12 +123,6 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     p = stats.pearsonr(x[ok], y[ok])
     return {"n": int(ok.sum()), "spearman": float(s.statistic), "spearman_p": float(s.pvalue),
             "pearson": float(p.statistic), "pearson_p": float(p.pvalue)}
-
-
-def _dist(values: np.ndarray) -> dict[str, float]:
-    p5, p50, p95 = np.percentile(values, [5, 50, 95])
-    return {"mean": float(values.mean()), "p5": float(p5), "median": float(p50),
-            "p95": float(p95), "min": float(values.min()), "max": float(values.max())}
 
 
 def pruning_ops(net: AAPNet, tau: Tensor, masks) -> np.ndarray:
@@ -225,8 +201,8 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
         "macs": {"dense": dense_macs, "dense_fixed": net.macs["fixed_macs"],
                  "dense_fvcore": macs_mod.dense_summary(fresh, (1, *net.input_shape[-4:]))[
                      "macs_total"],
-                 **{f"clip_{k}": v for k, v in _dist(costs["macs"].astype(np.float64)).items()},
-                 **{f"ratio_{k}": v for k, v in _dist(macs_ratio).items()},
+                 **{f"clip_{k}": v for k, v in distribution(costs["macs"].astype(np.float64)).items()},
+                 **{f"ratio_{k}": v for k, v in distribution(macs_ratio).items()},
                  "convention": "exact: taps reading padding are not MACs (both counts)"},
         "memory": {"dense": int(dense_acc_total), "mean": float(acc_total.mean()),
                    "ratio": float(acc_total.mean() / dense_acc_total),
@@ -317,7 +293,7 @@ def validate_aap(cfg: dict, model_name: str, variant: str, point: int) -> dict[s
     split; writes nothing. For choosing a recipe (docs/method.md, "Threshold cap") without
     looking at the test split; the controller's own per-epoch validation saw
     ``aap.val_clips`` of these clips."""
-    from dance.train.aap import load_controller
+    from dance.aap.factory import load_controller
 
     device = runtime.setup(cfg)
     torch.use_deterministic_algorithms(False)   # index ops in the pruned check
@@ -331,7 +307,7 @@ def validate_aap(cfg: dict, model_name: str, variant: str, point: int) -> dict[s
 
 def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     """Evaluate one trained operating point on the test split; write JSON, CSV and NPZ."""
-    from dance.train.aap import backbone_stage, check_point, load_controller
+    from dance.aap.factory import backbone_stage, check_point, load_controller
 
     device = runtime.setup(cfg)
     torch.use_deterministic_algorithms(False)   # index ops in the pruned check

@@ -31,7 +31,9 @@ there without computing on dropped frames or channels:
 
 Every conv goes through :func:`dance.nn.conv3d`, the function the dense reference uses, so
 dense and pruned runs share one kernel family. The index tensors of the scatter depend only
-on the kept frame set and are cached per conv.
+on the kept frame set and are cached per conv. Why this module is long: the three execution
+paths of one conv (channel gather, frame taps or compact sequence, feature window) share one
+plan object, its weights and its caches; split apart they would hand that state around.
 """
 
 from __future__ import annotations

@@ -40,11 +40,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dance.aap.evaluate import batch_effective_macs
 from dance.aap.execute import PrunedConv
 from dance.errors import ConfigError
 from dance.io import read_json, write_csv, write_json
 from dance.measure.latency import environment, time_variants
+from dance.measure.macs import batch_effective_macs
 from dance.measure.variants import prepare_memory_format, prepare_network, skip_prunable_convs
 from dance.nn.conv import use_fast_convs
 

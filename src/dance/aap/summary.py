@@ -81,7 +81,7 @@ def _float(value: Any) -> float | None:
 def evaluations(cfg: dict, models: list[str] | None = None
                 ) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
     """(model, variant, point, evaluation JSON) of every evaluated point of the config."""
-    from dance.train.aap import trained_points
+    from dance.aap.points import trained_points
 
     paths = Paths(cfg)
     for model in models or cfg["models"]:

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from dance.aap.evaluate import batch_effective_macs
 from dance.aap.model import AAPNet
 from dance.measure.latency import time_variants
+from dance.measure.macs import batch_effective_macs
 from dance.models import build_model
 from dance.nn import use_fast_convs
 from dance.nn.fold import prepare_for_timing

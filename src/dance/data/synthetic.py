@@ -9,6 +9,10 @@ the label is still fully determined by the motion of one object, but finding tha
 and reading its motion is made hard by per-clip nuisance, and how hard is stored per clip
 (`difficulty`) so input-adaptive pruning can be shown to keep more for harder clips.
 
+Why this module is long: the generator, its nuisance model and the difficulty score are
+one specification (this docstring), and the score must be computed from the very
+parameters that rendered the clip.
+
 Classes (label: name) — the motion of the *main object* during the action frames:
 
     0 translate_right   1 translate_left   2 translate_up   3 translate_down

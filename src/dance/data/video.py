@@ -38,7 +38,9 @@ Errors the user can fix are :class:`DataError` naming the path: missing root, mi
 file, a listed video missing on disk (all checked before anything is decoded), and a video
 that cannot be decoded (unless ``dataset.skip_unreadable``; then it is skipped and listed in
 the manifest's ``skipped``). Output is built in a staging folder and moved into ``out_dir``
-on success; ``manifest.json`` is written last, so its presence marks a complete cache.
+on success; ``manifest.json`` is written last, so its presence marks a complete cache. Why this module is long: both data sets'
+layouts, their split files and the hold-out rule are one contract with one cache format;
+the decoder itself is short.
 """
 
 from __future__ import annotations

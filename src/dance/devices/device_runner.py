@@ -4,7 +4,9 @@
 Self-contained on purpose: it is copied to the device (a Jetson Nano on JetPack 4.6 runs
 Python 3.6) and needs only numpy, onnxruntime and, for power, jetson-stats (``jtop``). It
 must stay Python 3.6 syntax (a test parses it with ``feature_version=(3, 6)``) and must not
-import the ``dance`` package.
+import the ``dance`` package. Why this module is long: it is the one file
+copied to a device, so its parts (jtop reading, sampler, groups, timing, log) cannot live
+in modules the device would also need.
 
     python3 device_runner.py --bundle BUNDLE_DIR --out LOG.jsonl [--power auto|jtop|none]
 

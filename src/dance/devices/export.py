@@ -174,7 +174,7 @@ def session(path: Path, threads: int = 0):
 
 def export_points(cfg: dict) -> list[int]:
     """The DANCE operating points to export (``devices.points``; default every trained one)."""
-    from dance.train.aap import trained_points
+    from dance.aap.points import trained_points
 
     trained = trained_points(cfg)["dance"]
     wanted = cfg["devices"]["points"]
@@ -194,8 +194,8 @@ def method_name(point: int | None) -> str:
 def build_networks(cfg: dict, model_name: str, num_classes: int,
                    ) -> dict[str, tuple[nn.Module, nn.Module | None]]:
     """method → (exportable module, AAPNet reference or None) for dense and every point."""
+    from dance.aap.factory import load_controller
     from dance.measure.variants import prepare_network
-    from dance.train.aap import load_controller
     from dance.train.stage import load_trained
 
     backbone = prepare_network(load_trained(cfg, model_name, "ava", num_classes).eval(), cfg)

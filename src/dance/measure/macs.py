@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 # Ops fvcore would count that are not multiply-adds under our convention.
 NOT_MACS = (
@@ -213,3 +213,22 @@ def approx_effective_macs(dense_macs: float, frame_frac: float, channel_frac: fl
     when the kept features cluster (see docs/measurement.md for one layer's numbers).
     """
     return float(dense_macs) * float(frame_frac) * float(channel_frac) * float(feature_frac)
+
+
+def batch_effective_macs(conv: nn.Conv3d, in_shape: tuple[int, ...], frames: Tensor,
+                         channels: Tensor, features: Tensor) -> Tensor:
+    """Exact effective MACs [N] (int64) of `conv` for N clips' masks, the formula of
+    :func:`effective_conv_macs` evaluated for a batch.
+
+    `frames` [N,T], `channels` [N,C], `features` [N,H,W] are bool keep masks.
+    """
+    mask = (frames[:, :, None, None] & features[:, None]).to(torch.float64)[:, None]
+    pad = conv._reversed_padding_repeated_twice
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    if any(pad):
+        mask = F.pad(mask, pad) if mode == "constant" else F.pad(mask, pad, mode=mode)
+    ones = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64)
+    with torch.no_grad():
+        taps = F.conv3d(mask, ones, stride=conv.stride, dilation=conv.dilation)
+    kept_taps = taps.sum((1, 2, 3, 4)).round().to(torch.int64)
+    return kept_taps * channels.sum(1).to(torch.int64) * conv.out_channels // conv.groups

@@ -18,7 +18,10 @@ inside the timed call) and ``dense-floor`` (``dense`` with every prunable conv s
 time no pruning of those convs can remove, :class:`SkippedConv`). Later stages register one
 name per operating point, e.g.
 ``register_variant("dance@0.5", builder)``; a whole family of names (``dance@K``) is
-registered with :func:`register_family` (:mod:`dance.aap.bench`). Every builder applies
+registered with :func:`register_family` (:mod:`dance.aap.bench`, :mod:`dance.sota.bench`).
+Those modules sit above this one, so they are imported by the composition root that runs a
+bench (:func:`dance.cli.bench_families`), never from here: a lower layer does not import an
+upper one. Every builder applies
 :func:`prepare_network` (``bench.prepare``: BatchNorm folded and padding-only kernel taps
 dropped, both exact), so all variants run the same rewritten network.
 """
@@ -152,8 +155,3 @@ register_variant("dense", _dense)
 register_variant("dense-native", _dense_native)
 register_variant("dense-channels-last", _dense_channels_last)
 register_variant("dense-floor", _dense_floor)
-
-# AAP operating points (dance@K, dance-<ablation>@K) and the compared networks (l1@…,
-# selector@…, dance.sota.bench) register themselves as families.
-from dance.aap import bench as _aap_bench  # noqa: E402,F401
-from dance.sota import bench as _sota_bench  # noqa: E402,F401

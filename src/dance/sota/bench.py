@@ -12,9 +12,6 @@ from that file (:func:`bench_latency`), or says why there is none.
 
 from __future__ import annotations
 
-import csv
-from typing import Any
-
 from torch import Tensor, nn
 
 from dance.measure.variants import (
@@ -24,11 +21,7 @@ from dance.measure.variants import (
     register_family,
 )
 from dance.nn.conv import use_fast_convs
-from dance.paths import Paths
-
-
-def l1_variant(level: str) -> str:
-    return f"l1@{level}"
+from dance.sota.record import bench_latency, l1_variant  # noqa: F401  (re-exported)
 
 
 def bench_variants(cfg: dict) -> list[str]:
@@ -38,25 +31,6 @@ def bench_variants(cfg: dict) -> list[str]:
 
     return [*(l1_variant(level) for level in LEVELS),
             *(variant_name(p) for p in bench_points(cfg))]
-
-
-def bench_latency(cfg: dict, model_name: str, variant: str) -> dict[str, Any]:
-    """Latency entry of a record from ``Paths.sota_bench`` (or the reason it is absent)."""
-    paths = Paths(cfg)
-    path = paths.sota_bench(model_name)
-    name = paths.recorded(path)
-    if not path.exists():
-        return {"reason": f"not benched ({name} missing)"}
-    with open(path, newline="") as fh:
-        rows = {r["variant"]: r for r in csv.DictReader(fh)}
-    row, dense = rows.get(variant), rows.get("dense")
-    if row is None or dense is None:
-        return {"reason": f"variant {variant!r} not in {name}"}
-    speed = row["speedup_vs_dense"]
-    if speed in (None, ""):
-        return {"reason": f"{name}: {row['speedup_status']}"}
-    return {"median_ms": float(row["median_ms"]), "dense_median_ms": float(dense["median_ms"]),
-            "speedup": float(speed), "threads": int(row["threads"]), "bench": name}
 
 
 def timed_network(cfg: dict, net: nn.Module) -> nn.Module:

@@ -167,8 +167,8 @@ def records(cfg: dict, model: str) -> list[dict[str, Any]]:
 
 def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
     """Rows of comparison.csv for every configured model (module docstring)."""
+    from dance.aap.points import trained_points
     from dance.measure.profile import cost_tables
-    from dance.train.aap import trained_points
 
     tables = cost_tables(cfg)
     presets = list(tables)

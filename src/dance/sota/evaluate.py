@@ -16,8 +16,7 @@ from dance.evaluate.classify import predict
 from dance.measure.profile import cost_tables
 from dance.paths import Paths
 from dance.sota import l1
-from dance.sota.bench import bench_latency, l1_variant
-from dance.sota.record import dense_reference, static_costs, write_record
+from dance.sota.record import bench_latency, dense_reference, l1_variant, static_costs, write_record
 
 
 def evaluate_static(cfg: dict, model_name: str, method: str, point: str, net: nn.Module,

@@ -28,6 +28,7 @@ evaluation JSON. Contract (keys, provenance vocabulary): docs/interfaces.md "SOT
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,11 +37,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from dance.aap.evaluate import _dist as distribution
 from dance.errors import DanceError
 from dance.io import read_json, write_json
 from dance.measure import energy, memory
 from dance.measure.macs import dense_summary, effective_conv_macs
+from dance.measure.stats import distribution
+from dance.paths import Paths
 
 SCHEMA = "dance.sota.record/1"
 # Provenance vocabulary of every reported value (the comparison's source_* columns).
@@ -220,3 +222,26 @@ def read_record(path: str | Path) -> dict[str, Any]:
     if rec.get("schema") != SCHEMA:
         raise DanceError(f"{path} is not a {SCHEMA} record (schema={rec.get('schema')!r})")
     return rec
+
+
+def l1_variant(level: str) -> str:
+    return f"l1@{level}"
+
+
+def bench_latency(cfg: dict, model_name: str, variant: str) -> dict[str, Any]:
+    """Latency entry of a record from ``Paths.sota_bench`` (or the reason it is absent)."""
+    paths = Paths(cfg)
+    path = paths.sota_bench(model_name)
+    name = paths.recorded(path)
+    if not path.exists():
+        return {"reason": f"not benched ({name} missing)"}
+    with open(path, newline="") as fh:
+        rows = {r["variant"]: r for r in csv.DictReader(fh)}
+    row, dense = rows.get(variant), rows.get("dense")
+    if row is None or dense is None:
+        return {"reason": f"variant {variant!r} not in {name}"}
+    speed = row["speedup_vs_dense"]
+    if speed in (None, ""):
+        return {"reason": f"{name}: {row['speedup_status']}"}
+    return {"median_ms": float(row["median_ms"]), "dense_median_ms": float(dense["median_ms"]),
+            "speedup": float(speed), "threads": int(row["threads"]), "bench": name}

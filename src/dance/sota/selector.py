@@ -248,9 +248,14 @@ def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
     """One record per operating point (module docstring), from one pass of each net."""
     from dance import runtime
     from dance.measure.profile import cost_tables
-    from dance.sota.bench import bench_latency, l1_variant
     from dance.sota.l1 import load_l1
-    from dance.sota.record import dense_reference, static_costs, write_record
+    from dance.sota.record import (
+        bench_latency,
+        dense_reference,
+        l1_variant,
+        static_costs,
+        write_record,
+    )
 
     device = runtime.setup(cfg)
     paths = Paths(cfg)

@@ -32,7 +32,6 @@ dimension, AVA backbone).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -41,9 +40,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dance import config as config_mod
 from dance import runtime
-from dance.aap.controller import Controller, first_layer_stats
+from dance.aap.controller import first_layer_stats
+from dance.aap.factory import (  # noqa: F401  (re-exported: their old home)
+    DIMS,
+    VARIANTS,
+    aap_meta,
+    backbone_stage,
+    build_net,
+    check_point,
+    check_variant,
+    controller_spec,
+    load_controller,
+)
 from dance.aap.model import AAPNet
 from dance.aap.points import trained_points  # noqa: F401  (re-exported: its old home)
 from dance.data.dataset import ClipDataset, open_split
@@ -51,74 +60,6 @@ from dance.errors import ConfigError
 from dance.paths import Paths
 from dance.train import checkpoint
 from dance.train.loop import LossFn, Schedule, fit, write_history
-from dance.train.stage import load_trained, model_meta
-
-VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
-DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
-        "frames": (True, False, False), "channels": (False, True, False),
-        "features": (False, False, True)}
-
-
-def backbone_stage(variant: str) -> str:
-    """The checkpoint a variant's controller prunes: the baseline for no_ava, else AVA."""
-    check_variant(variant)
-    return "baseline" if variant == "no_ava" else "ava"
-
-
-def check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown AAP variant {variant!r}; allowed: {', '.join(VARIANTS)}")
-
-
-def check_point(cfg: dict, point: int) -> float:
-    points = cfg["aap"]["points"]
-    if not 0 <= point < len(points):
-        raise ConfigError(f"AAP operating point {point} does not exist: config key 'aap.points' "
-                          f"has {len(points)} entries (0..{len(points) - 1})")
-    value = float(points[point])
-    if cfg["aap"]["budget"] != "weight" and value > 1.0:
-        raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with "
-                          f"budget={cfg['aap']['budget']} every point is a budget ratio of "
-                          f"{cfg['aap']['cost']} in (0, 1]")
-    return value
-
-
-def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:
-    """Identity of one controller: its backbone's identity plus every key that changes it."""
-    base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
-    ident = {"backbone": base["fingerprint"], "aap": config_mod.aap_training_section(cfg),
-             "point_value": check_point(cfg, point), "variant": variant}
-    if cfg["aap"]["cost"] == "latency":      # the measured table is part of what trains it
-        table = Paths(cfg).latency_table(model_name)
-        ident["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
-                                  if table.exists() else None)
-    fp = config_mod.fingerprint(ident)
-    return {**base, "stage": f"aap-{variant}-{point}", "backbone_stage": base["stage"],
-            "variant": variant, "point": point, "fingerprint": fp}
-
-
-def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) -> dict:
-    """Constructor arguments of the controller for `backbone` (saved with its weights)."""
-    a1 = _first_activation_shape(backbone, macs)
-    total = macs["total"]
-    active = [m / total >= cfg["aap"]["min_layer_share"] for m in macs["layer_macs"]]
-    frames_ok = [shape[1] >= cfg["aap"]["min_frames"] for shape in macs["in_shapes"]]
-    return {"channels": a1[0], "frames": a1[1], "layers": len(macs["names"]),
-            "hidden": cfg["aap"]["hidden"], "tau_max": cfg["aap"]["tau_max"],
-            "dims": list(DIMS[variant]), "tau_init": cfg["aap"]["tau_init"],
-            "active_layers": active, "mask": [[f, True, True] for f in frames_ok]}
-
-
-def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:
-    shape: list[tuple[int, ...]] = []
-    handle = backbone.first_act.register_forward_hook(
-        lambda m, a, o: shape.append(tuple(o.shape[1:])))
-    try:
-        with torch.no_grad():
-            backbone.eval()(torch.zeros((1, *backbone.clip_shape)))
-    finally:
-        handle.remove()
-    return shape[0]
 
 
 class _StopForward(Exception):
@@ -146,34 +87,6 @@ def first_layer_statistics(backbone: nn.Module, dataset: ClipDataset, batch_size
     finally:
         handle.remove()
     return torch.cat(out)
-
-
-def build_net(cfg: dict, model_name: str, variant: str, num_classes: int,
-              controller_state: dict | None = None, spec: dict | None = None,
-              eval_mode: str = "masked", backbone: nn.Module | None = None) -> AAPNet:
-    """Backbone of `variant` (loaded unless given) + controller (+ its saved weights)."""
-    if backbone is None:
-        backbone = load_trained(cfg, model_name, backbone_stage(variant), num_classes)
-    from dance.aap.model import network_macs
-
-    macs = network_macs(backbone, backbone.clip_shape)
-    spec = spec or controller_spec(cfg, backbone, variant, macs)
-    controller = Controller(**spec)
-    if controller_state is not None:
-        controller.load_state_dict(controller_state)
-    return AAPNet(backbone, controller, temperature=cfg["aap"]["temperature"],
-                  eval_mode=eval_mode, channel_multiple=cfg["aap"]["channel_multiple"],
-                  frame_exec=cfg["aap"]["frame_exec"])
-
-
-def load_controller(cfg: dict, model_name: str, variant: str, point: int, num_classes: int,
-                    eval_mode: str = "masked", backbone: nn.Module | None = None) -> AAPNet:
-    """The trained network of one operating point, checked against the current config."""
-    path = Paths(cfg).aap_checkpoint(model_name, variant, point)
-    payload = checkpoint.load(path, expect=aap_meta(cfg, model_name, variant, point,
-                                                    num_classes))
-    return build_net(cfg, model_name, variant, num_classes, payload["model"],
-                     payload["controller_spec"], eval_mode, backbone)
 
 
 class TeacherClips:

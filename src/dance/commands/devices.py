@@ -1,0 +1,58 @@
+"""Commands: ONNX export, host ONNX Runtime, devices, devices.csv."""
+
+from __future__ import annotations
+
+import argparse
+
+from dance.commands.registry import command
+
+
+@command("export-onnx", "dense and DANCE networks to ONNX + device bundle; ONNX Runtime "
+         "checked against PyTorch on the test clips")
+def _export_onnx(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.devices.export import export_bundle
+    from dance.io import read_json
+    from dance.paths import Paths
+
+    manifest = export_bundle(cfg)
+    for name, c in read_json(Paths(cfg).onnx_export_check)["models"].items():
+        print(f"{name}: {c['file']} ({c['bytes'] / 1e6:.1f} MB), ONNX Runtime vs PyTorch on "
+              f"{c['clips']} clips: max |diff| {c['max_abs_diff']:.2e} (logits up to "
+              f"{c['logit_scale']:.2e}), same top-1 {c['same_top1']}, same decisions "
+              f"{c['same_decisions']}")
+    print(manifest)
+
+
+@command("bench-onnx", "host ONNX Runtime latency of dense vs DANCE, interleaved, batch 1")
+def _bench_onnx(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.devices.onnx_bench import bench_onnx
+
+    out, rows = bench_onnx(cfg)
+    for r in rows:
+        speed = f"{r['speedup_vs_dense']:.2f}x" if r["speedup_vs_dense"] else "-"
+        print(f"{r['model']} {r['method']}: {r['median_ms']:.2f} ms (IQR {r['iqr_ms']:.2f}), "
+              f"speed-up {speed}; energy: {r['energy_status']}")
+    print(out)
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", required=True, choices=["jetson_nano", "snapdragon"])
+
+
+@command("device", "measure on a device (ssh/adb), or ingest its logs, or record 'not "
+         "measured'", _device_args)
+def _device(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.devices.drivers import measure_device
+    from dance.io import read_json
+
+    out = measure_device(cfg, args.device)
+    print(f"{args.device}: {read_json(out)['status']}")
+    print(out)
+
+
+@command("devices-summary", "devices.csv: latency, speed-up, power, energy per device × "
+         "model × method, with the paper's speed-ups beside")
+def _devices_summary(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.devices.summary import write_summary
+
+    print(write_summary(cfg))

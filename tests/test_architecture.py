@@ -1,0 +1,111 @@
+"""The package's shape: no import cycle between its modules (function-local imports count
+too: a cycle hidden in a function is still a cycle), and no long module without a reason.
+
+Layers, lowest first (docs/interfaces.md, "Layers"): errors, config, paths, io → data,
+models, nn, measure → aap, train, sota, evaluate, devices → report → cli. The bench's
+variant families are registered by the CLI (the composition root), not by the registry.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+SRC = REPO / "src"
+MAX_LINES = 350
+LONG_REASON = "Why this module is long:"
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted((SRC / "dance").rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module → the package modules it imports anywhere in its body."""
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for target in targets:
+                if target.split(".")[0] == "dance":
+                    found = resolve(target)
+                    if found and found != mod and found != "dance":
+                        graph[mod].add(found)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph(modules())
+    assert "dance.aap.factory" in graph["dance.train.aap"]          # the graph is real
+    found = cycles(graph)
+    detail = "; ".join(" ↔ ".join(c) + " (" + ", ".join(
+        f"{a} → {b}" for a in c for b in sorted(graph[a] & set(c))) + ")" for c in found)
+    assert not found, f"import cycles: {detail}"
+
+
+def test_the_cycle_check_finds_a_cycle_hidden_in_a_function():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_long_module_without_a_reason():
+    long = []
+    for name, path in modules().items():
+        lines = path.read_text().count("\n")
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        if lines > MAX_LINES and LONG_REASON not in doc:
+            long.append(f"{name} ({lines} lines)")
+    assert not long, (f"modules over {MAX_LINES} lines whose docstring does not say "
+                      f"'{LONG_REASON} ...': {', '.join(long)}")
