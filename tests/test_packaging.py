@@ -96,3 +96,47 @@ def test_ci_runs_the_readme_commands_in_a_clean_venv():
     for number in ("1", "2"):
         assert f"scripts/readme_commands.py {number}" in ci
     assert "--configfile workflow/config/smoke.yaml" in ci and "pip check" in ci
+
+
+# --- README numbers == results (issue 21.1) ---------------------------------------------------
+
+def _readme_results(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts/readme_results.py"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_readme_quotes_the_committed_results_exactly():
+    res = _readme_results("--check")
+    assert res.returncode == 0, res.stderr
+    text = (REPO / "README.md").read_text()
+    for block in ("reference", "claims"):
+        assert f"<!-- results:{block} -->" in text
+    assert len(text.encode()) <= 12 * 1024, "the README is meant to be read in five minutes"
+
+
+def test_a_number_that_differs_from_results_fails_the_readme_check(tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("claims.csv", "provenance.json"):
+        shutil.copy(REPO / "results" / name, results / name)
+    (results / "run_times.csv").write_text(
+        "stage,jobs,job_minutes_sum,longest_job_minutes,longest_job_rule,span_minutes\n"
+        "data,2,0.5,0.4,prepare_data,0.6\ntotal,2,0.5,,,0.6\n")
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text()
+                      + "\n<!-- results:run_times -->\n<!-- /results:run_times -->\n")
+    assert _readme_results("--write", "--readme", str(readme), "--results",
+                           str(results)).returncode == 0
+    assert "| data | 2 | 0.6 min | 0.4 min (`prepare_data`) |" in readme.read_text()
+    assert _readme_results("--check", "--readme", str(readme), "--results",
+                           str(results)).returncode == 0
+    claims = (results / "claims.csv").read_text().splitlines()
+    first = claims[1].split(",")
+    assert first[4] == ""                                   # not measured: add a value
+    first[4] = "9.99"
+    (results / "claims.csv").write_text("\n".join([claims[0], ",".join(first), *claims[2:]])
+                                        + "\n")
+    res = _readme_results("--check", "--readme", str(readme), "--results", str(results))
+    assert res.returncode == 1 and "differ from the files" in res.stderr

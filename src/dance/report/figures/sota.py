@@ -74,13 +74,13 @@ def build_f10(cfg: dict, artifact: Artifact) -> list[Path]:
         if ratio != ratio:   # NaN: no DANCE point, or no compared method, within tolerance
             text = ("no DANCE point\nwithin tolerance" if point != point or point is None
                     else "no compared method\nwithin tolerance")
-            bx.text(i, 0.5 * PAPER_EFFICIENCY, text, rotation=90, ha="center", va="center",
+            bx.text(i, 0.05, text, rotation=90, ha="center", va="bottom",
                     fontsize="small", color="0.3")
     top = np.nanmax([*ratios, *vs_dense]) if (ratios.notna().any() or vs_dense.notna().any()) \
         else 0
     bx.set_ylim(0, max(1.6, float(top) * 1.1))
     bx.set_xticks(range(len(matched)), labels)
-    bx.set_ylabel("energy efficiency of DANCE (×)")
+    bx.set_ylabel("DANCE efficiency (×)")
     rows += [{"panel": "matched_ratio", "model": r["model"], "preset": r["preset"],
               "method": r["best_other_method"], "operating_point": r["best_other_point"],
               "efficiency_ratio": r["efficiency_ratio"],
