@@ -192,3 +192,22 @@ def test_unreadable_config_file_is_named(tmp_path, content, names):
     else:
         path.write_bytes(content)
     _cli_fails_naming(dance_cli("validate-config", "--config", str(path)), str(path), *names)
+
+
+def test_config_comments_say_what_a_key_does_in_two_lines_without_dated_results():
+    """A config comment explains the key and points to the docs for the evidence; the trial
+    history (dated numbers, hosts) lives in docs/, where it cannot go stale in a config."""
+    import re
+
+    from conftest import REPO
+
+    for path in sorted((REPO / "workflow" / "config").glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        header = next(i for i, ln in enumerate(lines) if not ln.lstrip().startswith("#"))
+        run = 0
+        for no, line in enumerate(lines[header:], header + 1):
+            comment = line.split("#", 1)[1] if "#" in line else ""
+            assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\b(Intel|AMD|EPYC|Xeon)\b", comment), \
+                f"{path.name}:{no}: dated or host-specific result in a comment: {line.strip()}"
+            run = run + 1 if line.lstrip().startswith("#") else 0
+            assert run <= 2, f"{path.name}:{no}: a key's comment is longer than 2 lines"
