@@ -541,3 +541,26 @@ def test_a_sota_claim_measured_only_against_dense_is_not_comparable(tmp_path):
     dense = got["energy_efficiency_vs_dense", "r3d18"]
     assert dense["verdict"] == "no paper value"
     assert dense["measured_value"] == pytest.approx(2.66 / 1.80)
+
+
+def test_f1_and_f3_show_the_clips_and_layers_that_illustrate_the_pruning():
+    """F1/F3 used the reported point's first clips, where almost nothing was pruned; they
+    now pick the most pruned saved clip, its most pruned layers, and clips spread over the
+    difficulty range."""
+    from dance.report.figures.pruning import most_pruned_clip, pruned_layers, spread_clips
+
+    keep = np.ones((3, 4), dtype=bool)
+    masks = {"layers": np.array(["a", "b", "c"]), "clip": np.array([10, 11, 12])}
+    for layer in "abc":
+        masks[f"{layer}:frames"] = keep[:, :2].copy()
+        masks[f"{layer}:channels"] = keep.copy()
+        masks[f"{layer}:features"] = np.ones((3, 2, 2), dtype=bool)
+    masks["a:features"][1, 0, 0] = False          # clip 1: one layer × dimension pruned
+    masks["c:channels"][2, :2] = False            # clip 2: two pairs pruned
+    masks["c:features"][2, 1, 1] = False
+    assert most_pruned_clip(masks) == 2
+    assert pruned_layers(masks, 2) == ["c"]
+    assert pruned_layers(masks, 0) == ["a", "b", "c"]        # nothing pruned: all (≤ 4)
+    dec = pd.DataFrame({"clip": range(10), "difficulty": [0.9 - 0.1 * i for i in range(10)]})
+    assert spread_clips(dec, 3) == [9, 5, 0]                 # easiest, middle, hardest
+    assert spread_clips(dec, 20) == list(range(9, -1, -1))

@@ -107,6 +107,20 @@ def select_point(summary: pd.DataFrame, model: str, tolerance_points: float,
     return {**best.to_dict(), "within_tolerance": within}
 
 
+def illustrative_point(cfg: dict, model: str) -> int:
+    """The DANCE point whose decisions show the method best: the one with the fewest mean
+    MACs, where the controller prunes most (the figures of *what* is pruned use it; every
+    number in the tables and claims stays at the reported point)."""
+    from dance.paths import Paths
+
+    summary = csv(Paths(cfg).dance_summary, "python -m dance dance-summary")
+    rows = summary[(summary["model"] == model) & (summary["variant"] == "dance")]
+    if rows.empty:
+        raise DanceError(f"{Paths(cfg).dance_summary} has no DANCE operating point of model "
+                         f"{model!r}")
+    return int(rows.sort_values(["macs_ratio", "operating_point"]).iloc[0]["operating_point"])
+
+
 def reported_points(cfg: dict) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """(dance_summary, model → its reported DANCE point) for every model with one."""
     from dance.paths import Paths

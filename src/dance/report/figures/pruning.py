@@ -1,6 +1,11 @@
 """What AAP prunes: one clip's tensors (F1), the pattern over sample clips (F3) and the
-per-layer pruning ratios (F7), all at the reported DANCE operating point
-(:func:`dance.report.data.select_point`).
+per-layer pruning ratios (F7).
+
+F7 is at the reported DANCE operating point (:func:`dance.report.data.select_point`), like
+every table. F1 and F3 illustrate the decisions, so they use the point with the fewest MACs
+(:func:`dance.report.data.illustrative_point`), where the controller prunes most. F1 shows
+the saved clip that prunes in the most (layer, dimension) pairs. F3 shows clips spread
+evenly over the difficulty range of the test split. Both say so in their titles.
 
 The masks are those of the *input* of each pruned conv (what the next conv reads): F1 from
 the full masks saved for the first test clips (``*_masks.npz``), F3 from the per-clip ×
@@ -37,14 +42,14 @@ def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
     channel) and the spatial feature mask, for the first test clip."""
     paths = Paths(cfg)
     model = cfg["models"][0]
-    point = int(data.reported_point(cfg, model)["operating_point"])
+    point = data.illustrative_point(cfg, model)
     path = paths.aap_masks(model, "dance", point)
     if not path.exists():
         raise DanceError(f"result file not found: {path} (made by `python -m dance "
                          f"evaluate-aap`)")
     masks = np.load(path)
-    clip = 0
-    layers = _pick_layers([str(n) for n in masks["layers"]])
+    clip = most_pruned_clip(masks)
+    layers = pruned_layers(masks, clip)
     style.apply(cfg)
     col = style.colors(cfg, 3)
     cmap_tc = ListedColormap(["#e6e6e6", col[1], col[0]])   # frame dropped, channel dropped, kept
@@ -84,11 +89,46 @@ def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
     handles = [Patch(color=col[0], label="kept"), Patch(color=col[1], label="channel pruned"),
                Patch(color="#e6e6e6", label="frame / feature pruned")]
     style.legend_below(fig, handles, [h.get_label() for h in handles])
-    fig.suptitle(f"{model}, point {point}, test clip {int(masks['clip'][clip])} "
-                 f"(difficulty {float(masks['difficulty'][clip]):.2f}): input of each layer",
-                 fontsize=cfg["plots"]["font_size"])
+    fig.suptitle(f"{model}, DANCE point {point} (fewest MACs), test clip "
+                 f"{int(masks['clip'][clip])} (difficulty {float(masks['difficulty'][clip]):.2f})"
+                 f"\nthe most-pruned saved clip and its most pruned layers",
+                 fontsize=cfg["plots"]["font_size"] - 1)
     frame = pd.DataFrame(rows).assign(model=model, point=point, clip=int(masks["clip"][clip]))
     return style.save(fig, cfg, artifact.name, frame)
+
+
+def pruned_layers(masks, clip: int, k: int = 4) -> list[str]:
+    """Up to `k` layers, in network order: those where `clip` loses the largest share of
+    its entries (over the three dimensions); evenly spaced layers when none prunes."""
+    names = [str(n) for n in masks["layers"]]
+    share = {n: sum(1 - masks[f"{n}:{d}"][clip].astype(bool).mean() for d in DIMS)
+             for n in names}
+    pruned = sorted((n for n in names if share[n] > 0), key=lambda n: -share[n])[:k]
+    return [n for n in names if n in pruned] if pruned else _pick_layers(names, k)
+
+
+def most_pruned_clip(masks) -> int:
+    """Index of the saved clip whose decisions prune in the most (layer, dimension) pairs,
+    then the most entries overall (ties: the first)."""
+    layers = [str(n) for n in masks["layers"]]
+    n = len(masks["clip"])
+    score = np.zeros((n, 2))
+    for name in layers:
+        for dim in DIMS:
+            m = masks[f"{name}:{dim}"].reshape(n, -1).astype(bool)
+            pruned = (~m).mean(1)
+            score[:, 0] += pruned > 0
+            score[:, 1] += pruned
+    return int(np.lexsort((-score[:, 1], -score[:, 0]))[0])
+
+
+def spread_clips(dec: pd.DataFrame, n: int) -> list[int]:
+    """`n` clips evenly spaced over the difficulty order of the clips in `dec`."""
+    order = (dec[["clip", "difficulty"]].drop_duplicates("clip")
+             .sort_values(["difficulty", "clip"])["clip"].tolist())
+    if len(order) <= n:
+        return order
+    return [order[i] for i in np.linspace(0, len(order) - 1, n).round().astype(int)]
 
 
 def _decisions(cfg: dict, model: str, point: int) -> pd.DataFrame:
@@ -99,10 +139,11 @@ def _decisions(cfg: dict, model: str, point: int) -> pd.DataFrame:
 def build_f3(cfg: dict, artifact: Artifact) -> list[Path]:
     """Heat maps clip × layer of the share pruned, one per dimension."""
     model = cfg["models"][0]
-    point = int(data.reported_point(cfg, model)["operating_point"])
+    point = data.illustrative_point(cfg, model)
     dec = _decisions(cfg, model, point)
     n = cfg["plots"]["example_clips"]
-    dec = dec[dec["clip"] < n]
+    chosen = spread_clips(dec, n)
+    dec = dec[dec["clip"].isin(chosen)]
     layers = list(dict.fromkeys(dec["layer"]))
     tidy = []
     for dim in DIMS:
@@ -117,18 +158,21 @@ def build_f3(cfg: dict, artifact: Artifact) -> list[Path]:
         ax = axes[0, j]
         grid = (frame[frame["dim"] == dim].pivot(index="clip", columns="layer",
                                                  values="pruned_share")[layers])
+        grid = grid.loc[chosen]                                  # by difficulty
         image = ax.imshow(grid.to_numpy(), cmap="cividis_r", vmin=0, vmax=1, aspect="auto",
                           interpolation="nearest")
         ax.set_xticks(range(len(layers)), layers, rotation=90)
-        ax.set_yticks(range(len(grid)), [str(c) for c in grid.index])
+        diff = dec.drop_duplicates("clip").set_index("clip")["difficulty"]
+        ax.set_yticks(range(len(grid)), [f"{c} ({diff[c]:.2f})" for c in grid.index])
         ax.grid(False)
         ax.set_title(f"{dim} pruned", loc="left")
         ax.set_xlabel("layer (input of)")
         if j == 0:
-            ax.set_ylabel("test clip")
+            ax.set_ylabel("test clip (difficulty)")
     cbar = fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.9, pad=0.01)
     cbar.set_label("share pruned")
-    fig.suptitle(f"{model}, DANCE point {point}: first {grid.shape[0]} test clips")
+    fig.suptitle(f"{model}, DANCE point {point} (fewest MACs): {grid.shape[0]} test clips "
+                 f"spread over the difficulty range")
     return style.save(fig, cfg, artifact.name, frame.assign(model=model, point=point))
 
 
