@@ -80,7 +80,8 @@ def tiny(tmp_path: Path) -> dict:
 # Measured time (host latency, speed-ups, power, export time, the run's date) differs between
 # two runs by nature, so the determinism and Slurm tests leave it out, by name, and compare
 # everything else byte for byte (docs/usage.md "Reproducibility"). Files that hold only measured time:
-MEASURED_FILES = ("bench_*.csv", "bench_*.json", "f9_devices.csv")
+MEASURED_FILES = ("bench_*.csv", "bench_*.json", "f9_devices.csv", "latency_table.csv",
+                  "latency_table.json")
 # JSON keys (at any depth) and CSV columns that hold measured time or follow from it:
 MEASURED_FIELDS = frozenset({
     "median_ms", "dense_median_ms", "speedup", "latency_ms", "speedup_measured",

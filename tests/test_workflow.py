@@ -125,6 +125,35 @@ def test_html_report_holds_every_table_and_figure(smoke, tmp_path):
         assert name in html, name
 
 
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium here (.ci/run installs Debian's)")
+def test_html_report_renders_in_a_real_browser(smoke, tmp_path):
+    """The report is a JavaScript app: its sections exist only once a browser has run it.
+    Headless Chromium renders it; the rendered DOM has the menu of every result category,
+    and a screenshot is written for a person to look at."""
+    out = tmp_path / "report.html"
+    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *_smoke_args(smoke)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "<span>Figures</span>" not in out.read_text(errors="replace")     # not yet rendered
+    browser = [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
+               "--virtual-time-budget=8000", "--window-size=1400,1000"]
+    dom = subprocess.run([*browser, "--dump-dom", out.as_uri()], capture_output=True,
+                         text=True, timeout=300)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for section in ("Workflow", "Statistics", "Claims", "Figures", "Tables"):
+        assert f"<span>{section}</span>" in dom.stdout, section
+    shot = tmp_path / "report.png"
+    subprocess.run([*browser, f"--screenshot={shot}", out.as_uri()], capture_output=True,
+                   timeout=300)
+    assert shot.stat().st_size > 10_000
+
+
 @pytest.mark.slow
 def test_editing_plotting_code_reruns_only_figure_rules(smoke):
     style = REPO / "src" / "dance" / "report" / "style.py"
