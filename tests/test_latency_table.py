@@ -109,6 +109,11 @@ def test_the_table_is_measured_on_the_bench_network_with_its_conditions(tmp_path
         write_table(bad, "c3d")
     with pytest.raises(DanceError, match="re-run `python -m dance latency-table`"):
         LatencyModel.load(out, net.names[:-1])
+    broken = out.with_name("broken.csv")
+    broken.write_text(out.read_text().replace("median_ms", "median", 1))
+    out.with_suffix(".json").replace(broken.with_suffix(".json"))
+    with pytest.raises(DanceError, match=r"broken\.csv .*not one written by"):
+        LatencyModel.load(broken, net.names)
 
 
 def test_soft_latency_ratio_reaches_the_thresholds_and_a_missing_table_is_named(tmp_path):

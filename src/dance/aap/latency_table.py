@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from dance.aap.execute import PrunedConv
-from dance.errors import ConfigError
+from dance.errors import ConfigError, DanceError
 from dance.io import read_json, write_csv, write_json
 from dance.measure.latency import environment, time_variants
 from dance.measure.macs import batch_effective_macs
@@ -239,13 +239,21 @@ class LatencyModel(nn.Module):
         """From a table written by :func:`write_table`; the layers must be the network's."""
         import csv
 
-        from dance.errors import DanceError
-
         cond = read_json(path.with_suffix(".json"))
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        grid = tuple(sorted({float(r[k]) for r in rows})
-                     for k in ("frames_share", "channels_share", "features_share"))
+        try:
+            grid = tuple(sorted({float(r[k]) for r in rows})
+                         for k in ("frames_share", "channels_share", "features_share"))
+            [float(r["median_ms"]) + float(r["dense_median_ms"]) for r in rows]
+            cond["network_floor_ms"], cond["network_dense_ms"]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DanceError(f"latency table {path} (or its .json) is not one written by "
+                             f"`python -m dance latency-table` ({type(exc).__name__}: {exc}); "
+                             f"re-run it") from None
+        if not rows:
+            raise DanceError(f"latency table {path} is empty; re-run `python -m dance "
+                             f"latency-table`")
         found = list(dict.fromkeys(r["layer"] for r in rows))
         if found != list(layers):
             raise DanceError(f"latency table {path} is of layers {found}, the network has "
