@@ -14,7 +14,8 @@ from conftest import REPO
 
 def _pyproject_deps() -> set[str]:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return set(meta["dependencies"]) | set(meta["optional-dependencies"]["test"])
+    extras = meta["optional-dependencies"]
+    return set(meta["dependencies"]) | set(extras["test"]) | set(extras["gpu"])
 
 
 def _conda_pip_deps() -> set[str]:

@@ -181,6 +181,12 @@ class Paths:
         """Logs of one device: fetched by its rule, or placed here by hand."""
         return self.results / "devices" / device
 
+    @property
+    def gpu_result(self) -> Path:
+        """What the GPU check (scripts/gpu_check.sh) measured on a CUDA GPU, in the format of
+        a device result; absent until a GPU check has run."""
+        return self.device_logs("gpu") / "result.json"
+
     def device_result(self, device: str) -> Path:
         """One device's parsed measurement, or "not measured" and why."""
         return self.metrics / f"device_{device}.json"

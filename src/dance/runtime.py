@@ -26,11 +26,22 @@ def setup(cfg: dict) -> torch.device:
     threads = cfg["threads"] or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     seed_everything(cfg["seed"])
-    # Same config + same seed => same checkpoint bytes: forbid nondeterministic kernels.
-    torch.use_deterministic_algorithms(True, warn_only=False)
-    torch.backends.cudnn.benchmark = False
+    device = resolve_device(cfg["device"])
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    return resolve_device(cfg["device"])
+    set_determinism(device)
+    return device
+
+
+def set_determinism(device: torch.device) -> None:
+    """Same config + same seed => same checkpoint bytes: forbid nondeterministic kernels.
+
+    On the CPU every kernel the networks use has a deterministic implementation. On CUDA the
+    backward passes of MaxPool3d and AdaptiveAvgPool3d (both backbones) have none, and
+    PyTorch would raise at the first training step; there they run with a warning instead
+    and a GPU run is reproducible only to their atomic-add rounding (docs/usage.md, "GPU").
+    """
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    torch.backends.cudnn.benchmark = False
 
 
 def seed_everything(seed: int) -> None:

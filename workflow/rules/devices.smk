@@ -94,6 +94,7 @@ rule devices_summary:
         check=PATHS.onnx_export_check,
         jetson=PATHS.device_result("jetson_nano"),
         phone=PATHS.device_result("snapdragon"),
+        gpu=lambda w: [PATHS.gpu_result] if PATHS.gpu_result.exists() else [],
     output:
         csv=PATHS.devices_summary,
         md=PATHS.devices_summary.with_suffix(".md"),

@@ -55,10 +55,12 @@ def build(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str) -
     variant, point = parse_name(name)
     num_classes = model.classifier.out_features
     need = backbone_stage(variant)
-    backbone = model if need == stage else load_trained(cfg, model_name, need, num_classes)
+    device = next(model.parameters()).device
+    backbone = (model if need == stage
+                else load_trained(cfg, model_name, need, num_classes).to(device))
     backbone = use_fast_convs(prepare_network(backbone.eval(), cfg))
     net = load_controller(cfg, model_name, variant, point, num_classes, eval_mode="pruned",
-                          backbone=backbone)
+                          backbone=backbone).to(device)     # the controller is built on the CPU
     net.prepare_pruned()
     net = prepare_memory_format(net, cfg).eval()
 

@@ -46,6 +46,7 @@ from dance.measure import macs as macs_mod
 from dance.measure.macs import batch_effective_macs  # noqa: F401  (re-exported)
 from dance.measure.profile import cost_tables
 from dance.measure.stats import distribution
+from dance.nn.probe import example_input
 from dance.paths import Paths
 
 DECISION_COLUMNS = ["clip", "label", "difficulty", "correct", "layer", "frames_kept",
@@ -234,7 +235,7 @@ def _first_hw(net: AAPNet) -> tuple[int, int]:
         lambda m, a, o: shape.append(tuple(o.shape[-2:])))
     try:
         with torch.no_grad():
-            net(torch.zeros((1, *net.input_shape[-4:])), mode="off")
+            net(example_input(net.backbone, net.input_shape), mode="off")
     finally:
         handle.remove()
     return shape[0]

@@ -78,6 +78,10 @@ class PrunedConv:
         self.tap_cost = float(tap_cost)
         self.crop_max = float(crop_max)
         self.weight = w
+        # Every index tensor lives beside the weights; decisions are made on the host (the
+        # kept sets give the shapes the convs run at), from the profiles copied there.
+        self.device = w.device
+        self.on_cpu = w.device.type == "cpu"
         self.bias = None if b is None else b.detach().contiguous()
         self.cout, self.cin, self.kt, self.kh, self.kw = w.shape
         self.stride = tuple(int(s) for s in conv.stride)
@@ -95,6 +99,17 @@ class PrunedConv:
                     self.cout * len(taps), self.cin, 1, self.kh, self.kw).contiguous()
                 self.groups[r] = (taps, stacked)
         self._cache: dict[tuple[int, tuple[int, ...]], list] = {}
+
+    def _index(self, values: Sequence[int]) -> Tensor:
+        return torch.tensor(values, dtype=torch.long, device=self.device)
+
+    def _host(self, a: Tensor) -> np.ndarray:
+        """`a` as a numpy array (a view on the CPU, a copy from a GPU)."""
+        return a.numpy() if self.on_cpu else a.cpu().numpy()
+
+    def _to_device(self, a: np.ndarray) -> Tensor:
+        t = torch.from_numpy(a)
+        return t if self.on_cpu else t.to(self.device)
 
     def out_frames(self, t: int) -> int:
         return (t + 2 * self.padding[0] - self.kt) // self.stride[0] + 1
@@ -122,9 +137,9 @@ class PrunedConv:
                         src.append(j * len(fr) + i)
                         tgt.append(to)
             full = len(src) == len(taps) * len(fr)
-            plan.append((torch.tensor(fr, dtype=torch.long), stacked, len(taps),
-                         None if full else torch.tensor(src, dtype=torch.long),
-                         torch.tensor(tgt, dtype=torch.long) if tgt else None))
+            plan.append((self._index(fr), stacked, len(taps),
+                         None if full else self._index(src),
+                         self._index(tgt) if tgt else None))
         self._cache[key] = plan
         return plan
 
@@ -215,12 +230,12 @@ class PrunedConv:
                     tgt.append(o)
                     break
         identity = t_c == t          # nothing cut: the conv output is the reference as is
-        long = torch.long
         unreached = sorted(set(range(t_out)) - set(tgt))
-        hit = (torch.tensor(retained, dtype=long), torch.tensor(zeros, dtype=long) if zeros else None,
-               None if identity or len(src) == t_out_c else torch.tensor(src, dtype=long),
-               None if identity else torch.tensor(tgt, dtype=long), t_c,
-               torch.tensor(unreached, dtype=long) if unreached and not identity else None)
+        index = self._index
+        hit = (index(retained), index(zeros) if zeros else None,
+               None if identity or len(src) == t_out_c else index(src),
+               None if identity else index(tgt), t_c,
+               index(unreached) if unreached and not identity else None)
         self._cache[key] = hit
         return hit
 
@@ -248,7 +263,7 @@ class PrunedConv:
             frames = channels = features = None
             if tau_fr > 0 or tau_ch > 0:
                 mag = a if self.nonneg else a.abs()
-                ct = sum_in_memory_order(mag, (2, 3)).numpy()         # [C,T]
+                ct = self._host(sum_in_memory_order(mag, (2, 3)))     # [C,T]
                 if tau_fr > 0:
                     keep = _keep(ct.sum(0), tau_fr)
                     if not keep.all():
@@ -257,7 +272,7 @@ class PrunedConv:
                     s = (ct if frames is None else ct[:, frames]).sum(1)
                     keep = _round_up(s, _keep(s, tau_ch), self.channel_multiple)
                     if not keep.all():
-                        channels = torch.from_numpy(np.flatnonzero(keep))
+                        channels = self._to_device(np.flatnonzero(keep))
         if frames is not None and len(frames) == t:
             frames = None
         if channels is not None:
@@ -282,9 +297,9 @@ class PrunedConv:
             for part in parts:
                 s = sum_in_memory_order(part if self.nonneg else part.abs(), (0, 1))
                 fe = s if fe is None else fe + s
-            keep = _keep(fe.numpy().reshape(-1), tau_fe)
+            keep = _keep(self._host(fe).reshape(-1), tau_fe)
             if not keep.all():
-                features = torch.from_numpy(keep.reshape(h, w).astype(np.float32))
+                features = self._to_device(keep.reshape(h, w).astype(np.float32))
         window = None if features is None else self._window(features, h, w)
         if window is not None:       # only the window's input rows/columns, dropped ones zeroed
             parts = [_crop(part, features, window) for part in parts]
@@ -455,17 +470,18 @@ def _keep(s: np.ndarray, tau: float) -> np.ndarray:
 
 
 def masks_from_decision(shape: Sequence[int], frames, channels, features,
-                        ) -> tuple[Tensor, Tensor, Tensor]:
-    """Bool masks ([T], [C], [H,W]) of a :meth:`PrunedConv.decide` result for input
-    `shape` (…, C, T, H, W)."""
+                        device: torch.device | str = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+    """Bool masks ([T], [C], [H,W]) on `device` of a :class:`PrunedConv` decision for
+    input `shape` (…, C, T, H, W)."""
     c, t, h, w = (int(s) for s in shape[-4:])
-    fm = torch.ones(t, dtype=torch.bool)
+    fm = torch.ones(t, dtype=torch.bool, device=device)
     if frames is not None:
-        fm = torch.zeros(t, dtype=torch.bool)
+        fm = torch.zeros(t, dtype=torch.bool, device=device)
         fm[list(frames)] = True
-    cm = torch.ones(c, dtype=torch.bool)
+    cm = torch.ones(c, dtype=torch.bool, device=device)
     if channels is not None:
-        cm = torch.zeros(c, dtype=torch.bool)
-        cm[channels] = True
-    sm = torch.ones(h, w, dtype=torch.bool) if features is None else features.bool()
+        cm = torch.zeros(c, dtype=torch.bool, device=device)
+        cm[channels.to(device)] = True
+    sm = (torch.ones(h, w, dtype=torch.bool, device=device) if features is None
+          else features.bool().to(device))
     return fm, cm, sm

@@ -20,6 +20,7 @@ from dance import config as config_mod
 from dance.aap.controller import Controller
 from dance.aap.model import AAPNet, network_macs
 from dance.errors import ConfigError
+from dance.nn.probe import example_input
 from dance.paths import Paths
 from dance.train import checkpoint
 from dance.train.stage import load_trained, model_meta
@@ -86,7 +87,7 @@ def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:
         lambda m, a, o: shape.append(tuple(o.shape[1:])))
     try:
         with torch.no_grad():
-            backbone.eval()(torch.zeros((1, *backbone.clip_shape)))
+            backbone.eval()(example_input(backbone, backbone.clip_shape))
     finally:
         handle.remove()
     return shape[0]

@@ -282,7 +282,7 @@ class LatencyModel(nn.Module):
         n, layers = s.shape[:2]
         out = s.new_zeros(n, layers)
         axes = [self._axis(getattr(self, f"grid{d}"), s[..., d]) for d in range(3)]
-        lidx = torch.arange(layers).expand(n, layers)
+        lidx = torch.arange(layers, device=s.device).expand(n, layers)
         for corner in itertools.product((0, 1), repeat=3):
             weight = s.new_ones(n, layers)
             idx = []

@@ -34,6 +34,7 @@ from dance.aap.controller import Controller
 from dance.aap.execute import PrunedConv, masks_from_decision
 from dance.aap.prune import apply_masks, hard_masks, soft_gates
 from dance.measure.macs import effective_conv_macs
+from dance.nn.probe import example_input
 
 MODES = ("off", "soft", "masked", "pruned")
 
@@ -114,7 +115,8 @@ class AAPConv3d(nn.Module):
                 out, decision = self.plan(x, st.tau_rows[self.index])
             if st.record:
                 st.records[self.name] = tuple(m[None] for m in
-                                              masks_from_decision(x.shape, *decision))
+                                              masks_from_decision(x.shape, *decision,
+                                                                  device=x.device))
             return out
         raise ValueError(f"unknown AAP mode {mode!r}; allowed: {', '.join(MODES)}")
 
@@ -164,10 +166,8 @@ def network_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, An
     was_training = model.training
     try:
         model.eval()
-        param = next(model.parameters())
-        gen = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            model(torch.randn((1, *input_shape[-4:]), generator=gen).to(param.dtype))
+            model(example_input(model, input_shape, random=True))
     finally:
         for h in handles:
             h.remove()
@@ -289,7 +289,7 @@ class AAPNet(nn.Module):
         from the per-layer kept shares and a :class:`~dance.aap.latency_table.LatencyModel`
         of this network."""
         shares = torch.stack([self.state.kept_dims[n] for n in self.names], 1)   # [N, L, 3]
-        pruned = torch.tensor([any(a) for a in self.state.active])
+        pruned = torch.tensor([any(a) for a in self.state.active], device=shares.device)
         return latency.ratio(shares, pruned).to(shares.dtype)
 
     def dense_copy(self) -> nn.Module:

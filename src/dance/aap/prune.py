@@ -65,7 +65,7 @@ def round_up_channels(s: Tensor, keep: Tensor, multiple: int) -> Tensor:
     c = s.shape[1]
     k = ((keep.sum(1) + multiple - 1) // multiple * multiple).clamp(max=c)       # [N]
     order = torch.sort(s, dim=1, descending=True, stable=True).indices
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(c).expand_as(order))
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(c, device=s.device).expand_as(order))
     return keep | (rank < k[:, None])
 
 

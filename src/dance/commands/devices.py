@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dance.commands.registry import command
 
@@ -56,3 +57,29 @@ def _devices_summary(cfg: dict, args: argparse.Namespace) -> None:
     from dance.devices.summary import write_summary
 
     print(write_summary(cfg))
+
+
+def _gpu_result_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bench", type=Path, action="append", required=True,
+                   help="a bench_aap.csv the GPU check timed on CUDA (repeat per model)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where to write the device result (default: results/devices/gpu/"
+                        "result.json of this config)")
+
+
+@command("gpu-result", "the GPU check's CUDA benches as a device result devices.csv ingests",
+         _gpu_result_args)
+def _gpu_result(cfg: dict, args: argparse.Namespace) -> None:
+    from dance.devices.gpu import gpu_result
+    from dance.io import write_json
+    from dance.paths import Paths
+
+    result = gpu_result(list(args.bench))
+    out = args.out or Paths(cfg).gpu_result
+    write_json(out, result)
+    for name, m in result["models"].items():
+        speed = f"{m['speedup_vs_dense']:.2f}x" if m["speedup_vs_dense"] else "-"
+        energy = (f"{m['energy_j_per_clip']:.4f} J/clip" if m["energy_j_per_clip"] is not None
+                  else m["status"])
+        print(f"{name}: {m['median_ms']:.2f} ms, speed-up {speed}, {energy}")
+    print(out)

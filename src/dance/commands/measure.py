@@ -27,10 +27,13 @@ def _bench(cfg: dict, args: argparse.Namespace) -> None:
     print(f"{args.model} {args.stage}: batch 1, {rows[0]['threads']} threads, "
           f"conv backend {rows[0]['conv_backend']}, {rows[0]['cpu']}")
     print(format_table(rows))
-    print(f"slow path (native kernels): batch 1 uses {slow['batch1_audit']}, batch 2 "
-          f"{slow['batch2_audit']}; {slow['batch1_native_ms']:.2f} ms at batch 1 vs "
-          f"{slow['batch2_native_ms_per_clip']:.2f} ms per clip at batch 2; "
-          f"oneDNN forced at batch 1: {slow['batch1_mkldnn_ms']:.2f} ms")
+    if "skipped" in slow:
+        print(f"slow path check skipped ({slow['skipped']})")
+    else:
+        print(f"slow path (native kernels): batch 1 uses {slow['batch1_audit']}, batch 2 "
+              f"{slow['batch2_audit']}; {slow['batch1_native_ms']:.2f} ms at batch 1 vs "
+              f"{slow['batch2_native_ms_per_clip']:.2f} ms per clip at batch 2; "
+              f"oneDNN forced at batch 1: {slow['batch1_mkldnn_ms']:.2f} ms")
     print(f"energy: {rows[0]['energy_status']}")
     print(out)
 

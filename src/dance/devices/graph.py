@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dance.aap.model import AAPNet
+from dance.nn.probe import example_input
 
 
 def keep_mask(s: Tensor, tau: Tensor) -> Tensor:
@@ -205,7 +206,7 @@ def static_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
     handles = [m.register_forward_hook(hook(n)) for n, m in pools.items()]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros((1, *input_shape[-4:])))
+            model.eval()(example_input(model, input_shape))
     finally:
         for h in handles:
             h.remove()

@@ -9,7 +9,8 @@ decisions; ``measured, wrong results`` and no speed-up when they differ), the ex
 providers each model ran on, and beside them the paper's speed-up for that device, labelled "paper-reported"
 (Jetson Nano 1.37×, Snapdragon 8 Gen 1 2.22×; DANCE abstract, arXiv 2603.17275) — never
 mixed into the measured columns. A device that was not measured gets one row per model
-with empty measured columns.
+with empty measured columns. The GPU's rows (``results/devices/gpu/result.json``, written by
+``scripts/gpu_check.sh`` on a CUDA machine) appear only once a GPU check has run.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def write_summary(cfg: dict) -> Path:
     methods = list(dict.fromkeys((r["model"], r["method"]) for r in rows))
     for device in DEVICES:
         rows += device_rows(read_json(paths.device_result(device)), methods)
+    if paths.gpu_result.exists():    # written by the GPU check, only where a GPU ran it
+        rows += device_rows(read_json(paths.gpu_result), methods)
     write_csv(paths.devices_summary, rows, COLUMNS)
     write_text(paths.devices_summary.with_suffix(".md"), markdown(rows))
     return paths.devices_summary

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from dance.data.dataset import open_split
-from dance.measure import latency, rapl
+from dance.measure import latency, nvml, rapl
 from dance.measure import variants as variant_registry
 from dance.nn.conv import conv_backend
 
@@ -45,15 +45,28 @@ def parse_variants(text: str | Sequence[str] | None) -> list[str]:
     return [ref, *dict.fromkeys(n for n in names if n != ref)]
 
 
-def measure_energy(variants: Mapping[str, Callable[[Tensor], Any]], clips: Sequence[Tensor],
-                   window_s: float, meter: rapl.RaplMeter | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, Any]]:
-    """Per variant: RAPL joules per clip, each variant running alone for `window_s` seconds.
+EnergyMeter = rapl.RaplMeter | nvml.NvmlMeter
 
-    Clips cycle; the counters are sampled after every call (so a wrap is seen in time).
-    Without readable RAPL every entry is ``{"j_per_clip": None, "status": reason}``.
+
+def energy_meter(device: torch.device) -> EnergyMeter:
+    """The meter of the processor the variants run on: NVML for a CUDA GPU, RAPL for the
+    CPU packages."""
+    if device.type == "cuda":
+        return nvml.NvmlMeter(device.index if device.index is not None else 0)
+    return rapl.RaplMeter()
+
+
+def measure_energy(variants: Mapping[str, Callable[[Tensor], Any]], clips: Sequence[Tensor],
+                   window_s: float, meter: EnergyMeter | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, Any]]:
+    """Per variant: joules per clip, each variant running alone for `window_s` seconds.
+
+    Clips cycle; the meter is sampled after every call (so a RAPL wrap is seen in time; the
+    NVML meter samples on its own thread). On CUDA every call is synchronised, so the window
+    holds exactly the work of the clips it counts. Without a readable meter every entry is
+    ``{"j_per_clip": None, "status": reason}``.
     """
-    meter = meter or rapl.RaplMeter()
+    meter = meter or energy_meter(clips[0].device)
     ok, reason = meter.available()
     if not ok:
         return {n: {"j_per_clip": None, "status": reason} for n in variants}
@@ -61,19 +74,21 @@ def measure_energy(variants: Mapping[str, Callable[[Tensor], Any]], clips: Seque
     with torch.inference_mode():
         for name, fn in variants.items():
             fn(clips[0])  # back in cache after the others ran
+            latency.synchronize(clips[0])
             calls = 0
             meter.start()
             start = clock()
             while calls == 0 or clock() - start < window_s:
                 fn(clips[calls % len(clips)])
+                latency.synchronize(clips[0])
                 calls += 1
                 meter.sample()
             joules = meter.stop()
             out[name] = {
                 "j_per_clip": joules / calls,
-                "status": (f"measured: RAPL {', '.join(meter.joules_by_domain)}, {calls} clips "
-                           f"in {meter.seconds:.2f} s alone; whole package incl. idle and "
-                           f"other processes"),
+                "avg_power_w": joules / meter.seconds if meter.seconds > 0 else None,
+                "status": (f"measured: {meter.describe()}; {calls} clips in "
+                           f"{meter.seconds:.2f} s alone"),
             }
     return out
 
@@ -122,7 +137,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
               variant_names: str | Sequence[str] | None = None,
-              meter: rapl.RaplMeter | None = None, out: Path | None = None,
+              meter: EnergyMeter | None = None, out: Path | None = None,
               ) -> tuple[Path, list[dict[str, Any]]]:
     """Time the variants of `model_name`'s `stage` network on the host; write the CSV (and
     the JSON with per-call times beside it) to `out` (default ``Paths.bench(model, stage)``);
@@ -141,8 +156,10 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
     n = min(bench["clips"], len(test))
     memory_format = "channels_last_3d" if bench["channels_last"] else "contiguous"
     fmt = torch.channels_last_3d if bench["channels_last"] else torch.contiguous_format
-    clips = [test.inputs(slice(i, i + 1)).contiguous(memory_format=fmt) for i in range(n)]
-    model = load_trained(cfg, model_name, stage, test.num_classes).eval()
+    device = runtime.resolve_device(cfg["device"])
+    clips = [test.inputs(slice(i, i + 1)).to(device).contiguous(memory_format=fmt)
+             for i in range(n)]
+    model = load_trained(cfg, model_name, stage, test.num_classes).to(device).eval()
     names = parse_variants(variant_names)
 
     with conv_backend(bench["conv_backend"]):
@@ -155,8 +172,9 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
         timing = latency.time_variants(fns, clips, bench["warmup"], bench["repeats"],
                                        reference=variant_registry.REFERENCE)
         energy = measure_energy(fns, clips, bench["energy_window_s"], meter)
-        slow = latency.slow_path_check(model, clips[: min(3, n)], warmup=1,
-                                       repeats=bench["repeats"])
+        slow = (latency.slow_path_check(model, clips[: min(3, n)], warmup=1,
+                                        repeats=bench["repeats"]) if device.type == "cpu"
+                else {"skipped": f"{device.type}: the batch-1 Slow3d path is a CPU kernel"})
 
     rows = bench_rows(model_name, stage, timing, energy, memory_format)
     out = Path(out) if out is not None else paths.bench(model_name, stage)

@@ -45,9 +45,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def environment() -> dict[str, Any]:
-    """What a latency number depends on besides the network: recorded with every result."""
+def environment(device: torch.device | None = None) -> dict[str, Any]:
+    """What a latency number depends on besides the network: recorded with every result
+    (with the GPU's name when the timed work ran on one)."""
+    gpu = (torch.cuda.get_device_name(device) if device is not None and device.type == "cuda"
+           else None)
     return {
+        "device": str(device) if device is not None else "cpu",
+        "gpu": gpu,
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
         "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -70,7 +75,9 @@ def rotated(names: Sequence[str], round_index: int) -> list[str]:
     return [*names[k:], *names[:k]]
 
 
-def _sync(x: Tensor) -> None:
+def synchronize(x: Tensor) -> None:
+    """Wait for `x`'s GPU to finish its queued work (nothing to wait for on CPU): every
+    timed region starts and ends with it, so a CUDA kernel is never timed at its launch."""
     if x.is_cuda:
         torch.cuda.synchronize(x.device)
 
@@ -126,7 +133,7 @@ def time_variants(variants: Mapping[str, Variant], clips: Sequence[Tensor], warm
             clip = clips[w % len(clips)]
             for n in rotated(names, w):
                 variants[n](clip)
-            _sync(clip)
+            synchronize(clip)
         gc.collect()
         gc.disable()
         try:
@@ -136,10 +143,10 @@ def time_variants(variants: Mapping[str, Variant], clips: Sequence[Tensor], warm
                     order = rotated(names, k)
                     schedule.append(order)
                     for n in order:
-                        _sync(clip)
+                        synchronize(clip)
                         start = clock()
                         variants[n](clip)
-                        _sync(clip)
+                        synchronize(clip)
                         seconds[n].append(clock() - start)
                     k += 1
         finally:
@@ -169,7 +176,7 @@ def time_variants(variants: Mapping[str, Variant], clips: Sequence[Tensor], warm
         "speedup": speedup,
         "ratio_status": status,
         "audit": audits,
-        "environment": environment(),
+        "environment": environment(clips[0].device),
     }
 
 

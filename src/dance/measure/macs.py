@@ -57,7 +57,8 @@ def _analysis(model: nn.Module, input_shape: Sequence[int]):
 
     was_training = model.training
     param = next(model.parameters(), None)
-    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None)
+    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None,
+                    device=param.device if param is not None else None)
     shapes: dict[str, tuple[list[int], list[int]]] = {}
     order: list[str] = []
 

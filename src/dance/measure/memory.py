@@ -103,7 +103,8 @@ def dense_profile(model: nn.Module, input_shape: Sequence[int] = (1, 3, 16, 112,
                if isinstance(m, (nn.Conv3d, nn.Linear))]
     was_training = model.training
     param = next(model.parameters(), None)
-    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None)
+    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None,
+                    device=param.device if param is not None else None)
     try:
         model.eval()
         with torch.no_grad():

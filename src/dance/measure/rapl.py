@@ -160,6 +160,11 @@ class RaplMeter:
     def joules_by_domain(self) -> dict[str, float]:
         return {d.name: self._uj.get(d.path, 0) / 1e6 for d in self.domains}
 
+    def describe(self) -> str:
+        """How the last window was measured, for the result's status text."""
+        return (f"RAPL {', '.join(self.joules_by_domain)}; whole package incl. idle and "
+                f"other processes")
+
     def measure(self, fn: Callable[..., Any], *args: Any, **kwargs: Any,
                 ) -> tuple[Any, float, float]:
         """(fn's result, joules, seconds) of one call."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dance.nn.probe import example_input
+
 
 def conv_bn_pairs(model: nn.Module, input_shape: tuple[int, ...] | None = None,
                   ) -> list[tuple[str, str]]:
@@ -32,9 +34,8 @@ def conv_bn_pairs(model: nn.Module, input_shape: tuple[int, ...] | None = None,
     was_training = model.training
     try:
         model.eval()
-        param = next(model.parameters())
         with torch.no_grad():
-            model(torch.zeros((1, *shape[-4:]), dtype=param.dtype))
+            model(example_input(model, shape))
     finally:
         for h in handles:
             h.remove()
@@ -104,8 +105,7 @@ def trim_padding_taps(model: nn.Module, input_shape: tuple[int, ...] | None = No
     was_training = model.training
     try:
         model.eval()
-        param = next(model.parameters())
-        model(torch.zeros((1, *shape[-4:]), dtype=param.dtype))
+        model(example_input(model, shape))
     finally:
         for h in handles:
             h.remove()

@@ -33,9 +33,10 @@ def bench_variants(cfg: dict) -> list[str]:
             *(variant_name(p) for p in bench_points(cfg))]
 
 
-def timed_network(cfg: dict, net: nn.Module) -> nn.Module:
-    """`net` rewritten like every bench variant (BN folded, padding taps dropped, policy
-    convs, the bench's memory format)."""
+def timed_network(cfg: dict, net: nn.Module, like: nn.Module) -> nn.Module:
+    """`net` (loaded on the CPU) rewritten like every bench variant (BN folded, padding taps
+    dropped, policy convs, the bench's memory format) on the device of the bench's `like`."""
+    net = net.to(next(like.parameters()).device)
     return prepare_memory_format(use_fast_convs(prepare_network(net.eval(), cfg)), cfg).eval()
 
 
@@ -44,7 +45,8 @@ def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: st
     from dance.sota.l1 import load_l1
 
     level = name.split("@", 1)[1]
-    net = timed_network(cfg, load_l1(cfg, model_name, level, model.classifier.out_features))
+    net = timed_network(cfg, load_l1(cfg, model_name, level, model.classifier.out_features),
+                        model)
 
     def run(x: Tensor) -> Tensor:
         return net(x)
@@ -64,9 +66,9 @@ def _build_selector(cfg: dict, model_name: str, stage: str, model: nn.Module, na
                           f"selector thresholds {bench_points(cfg)} (sota.selector.thresholds)")
     threshold = float(point[1:])
     k = model.classifier.out_features
-    agg = timed_network(cfg, load_l1(cfg, model_name, "aggressive", k))
-    mild = timed_network(cfg, load_l1(cfg, model_name, "mild", k))
-    head = load_selector(cfg, model_name, k)
+    agg = timed_network(cfg, load_l1(cfg, model_name, "aggressive", k), model)
+    mild = timed_network(cfg, load_l1(cfg, model_name, "mild", k), model)
+    head = load_selector(cfg, model_name, k).to(next(model.parameters()).device)
     tap = TrunkTap(agg, feature_module(model_name)).__enter__()  # lives with the variant
 
     def run(x: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from dance.errors import ConfigError
+from dance.nn.probe import example_input
 from dance.paths import Paths
 from dance.train import checkpoint
 
@@ -83,7 +84,7 @@ def l1_prune(model: nn.Module, ratio: float, round_to: int = 1) -> nn.Module:
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"L1 pruning ratio must be in [0, 1), got {ratio}")
     net = copy.deepcopy(model).eval()
-    example = torch.zeros((1, *net.clip_shape))
+    example = example_input(net, net.clip_shape)
     ignored = [net.first_conv, *(m for m in net.modules() if isinstance(m, nn.Linear))]
     pruner = tp.pruner.MagnitudePruner(net, example, importance=_filter_l1_importance(),
                                        pruning_ratio=ratio, ignored_layers=ignored,
