@@ -599,9 +599,9 @@ def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
     from dance.data.dataset import ClipDataset
     from dance.errors import ConfigError
     from dance.measure.variants import build_variant
+    from dance.models.trained import load_trained
     from dance.paths import Paths
     from dance.train.aap import load_controller, train_aap
-    from dance.train.stage import load_trained
 
     cfg = tiny_baseline
     paths = Paths(cfg)
@@ -657,7 +657,7 @@ def test_decisions_that_prune_almost_nothing_are_switched_off_and_stay_off(tiny_
     """A controller that prunes only conv2's features keeps that decision and loses every
     other one (they keep everything); the mask is saved, so a reloaded controller and the
     pruned path skip them too. min_pruned_share 0 changes nothing."""
-    from dance.train import checkpoint
+    from dance import checkpoint
     from dance.train.aap import load_controller, switch_off_idle_decisions, train_aap
 
     torch.manual_seed(0)

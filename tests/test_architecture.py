@@ -1,7 +1,7 @@
 """The package's shape: no import cycle between its modules (function-local imports count
 too: a cycle hidden in a function is still a cycle), and no long module without a reason.
 
-Layers, lowest first (docs/interfaces.md, "Layers"): errors, config, paths, io → data,
+Layers, lowest first (read from docs/interfaces.md, "Layers"): errors, config, paths, io → data,
 models, nn, measure → aap, train, sota, evaluate, devices → report → cli. The bench's
 variant families are registered by the CLI (the composition root), not by the registry.
 """
@@ -109,3 +109,46 @@ def test_no_long_module_without_a_reason():
             long.append(f"{name} ({lines} lines)")
     assert not long, (f"modules over {MAX_LINES} lines whose docstring does not say "
                       f"'{LONG_REASON} ...': {', '.join(long)}")
+
+
+# --- the layer order (issue 24.3) -----------------------------------------------------------
+
+def documented_layers() -> dict[str, int]:
+    """Top-level package/module → layer number, read from docs/interfaces.md, "Layers"."""
+    import re
+
+    text = (REPO / "docs/interfaces.md").read_text()
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    items = re.findall(r"^(\d+)\. (.*?)(?=^\d+\. |^\s*$)", section, re.M | re.S)
+    layers = {}
+    for number, body in items:
+        plain = re.sub(r"\([^()]*\)", "", " ".join(body.split()))
+        for name in re.findall(r"`([a-z_]+)`", plain):
+            layers[name] = int(number)
+    layers["__main__"] = layers["cli"]
+    return layers
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    def top(module: str) -> str:
+        return module.split(".")[1]
+
+    return sorted(f"{m} (layer {layers[top(m)]}) imports {d} (layer {layers[top(d)]})"
+                  for m, deps in graph.items() if m != "dance" for d in deps
+                  if layers[top(d)] > layers[top(m)])
+
+
+def test_every_module_sits_in_a_documented_layer_and_imports_only_downward():
+    layers = documented_layers()
+    assert layers["errors"] == 1 and layers["report"] == 4 and layers["cli"] == 5
+    mods = modules()
+    unplaced = sorted({m.split(".")[1] for m in mods if m != "dance"} - set(layers))
+    assert not unplaced, f"not in docs/interfaces.md's layer list: {unplaced}"
+    assert upward_imports(import_graph(mods), layers) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    layers = documented_layers()
+    graph = {"dance.measure.bench": {"dance.train.stage"}, "dance.train.stage": {"dance.io"}}
+    assert upward_imports(graph, layers) == [
+        "dance.measure.bench (layer 2) imports dance.train.stage (layer 3)"]

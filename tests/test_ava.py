@@ -24,11 +24,11 @@ from dance.ava.stats import sparsity_stats
 from dance.data import prepare
 from dance.io import sha256_file
 from dance.models.registry import build_model
+from dance.models.trained import fingerprint_for_training, load_trained, train_section
 from dance.paths import Paths
 from dance.train import loop
 from dance.train.ava import train_ava
 from dance.train.baseline import train_baseline
-from dance.train.stage import fingerprint_for_training, load_trained, train_section
 
 from conftest import tiny_config
 

@@ -150,8 +150,8 @@ def test_training_on_changed_data_starts_afresh_instead_of_resuming(trained, tmp
     train_baseline(cfg, "c3d")
     after = sorted(paths.epoch_checkpoint_dir("c3d", "baseline").glob("run-*"))
     assert len(before) == 1 and len(after) == 2 and before[0] in after
+    from dance import checkpoint
     from dance.data import data_fingerprint
-    from dance.train import checkpoint
     assert checkpoint.load(paths.checkpoint("c3d", "baseline"))["meta"]["data"] == \
         data_fingerprint(cfg)
 

@@ -71,7 +71,7 @@ def test_disk_full_while_writing_a_checkpoint_names_it_and_leaves_nothing(tmp_pa
     # Before: a bare OSError traceback.
     from pathlib import Path
 
-    from dance.train import checkpoint
+    from dance import checkpoint
 
     target = tmp_path / "ckpt" / "baseline.pt"
     monkeypatch.setattr(Path, "write_bytes", _disk_full)

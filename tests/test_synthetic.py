@@ -11,9 +11,9 @@ import torch
 
 from dance.config import validate
 from dance.data import synthetic as syn_mod
-from dance.data.samples_figure import plot_samples
 from dance.data.shards import load_split
 from dance.data.synthetic import CLASSES, WEIGHTS, generate, make_clip, render, sample_params
+from dance.report.figures.samples import plot_samples
 
 
 def tiny_cfg(seed: int = 0, train: int = 20, shard_size: int = 8, **syn) -> dict:

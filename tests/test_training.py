@@ -14,15 +14,15 @@ import psutil
 import pytest
 import yaml
 
+from dance import checkpoint
 from dance import config as config_mod
 from dance.data import prepare
 from dance.errors import CheckpointError
 from dance.io import sha256_file
+from dance.models.trained import load_trained, model_meta
 from dance.paths import Paths
-from dance.train import checkpoint
 from dance.train.baseline import train_baseline
 from dance.train.loop import resume_dir
-from dance.train.stage import load_trained, model_meta
 
 from conftest import REPO, dance_cli, run, tiny_config
 

@@ -20,7 +20,7 @@ rule prepare_data:
 rule plot_samples:
     input:
         manifest=PATHS.manifest,
-        code="src/dance/data/samples_figure.py",
+        code="src/dance/report/figures/samples.py",
     output:
         png=report(PATHS.figure("dataset_samples", "png"), caption="../report/dataset_samples.rst",
                    category="Figures"),

@@ -50,7 +50,7 @@ def parse_name(name: str) -> tuple[str, int]:
 def build(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str) -> VariantFn:
     """Timed callable of AAP point `name` (module docstring)."""
     from dance.aap.factory import backbone_stage, load_controller
-    from dance.train.stage import load_trained
+    from dance.models.trained import load_trained
 
     variant, point = parse_name(name)
     num_classes = model.classifier.out_features

@@ -16,14 +16,14 @@ import hashlib
 import torch
 from torch import nn
 
+from dance import checkpoint
 from dance import config as config_mod
 from dance.aap.controller import Controller
 from dance.aap.model import AAPNet, network_macs
 from dance.errors import ConfigError
+from dance.models.trained import load_trained, model_meta
 from dance.nn.probe import example_input
 from dance.paths import Paths
-from dance.train import checkpoint
-from dance.train.stage import load_trained, model_meta
 
 VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
 DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),

@@ -107,8 +107,8 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
     """Time every prunable layer at every grid point (module docstring); returns
     ``{"rows": [...], "conditions": {...}}``."""
     from dance.data.dataset import open_split
+    from dance.models.trained import build
     from dance.runtime import setup
-    from dance.train.stage import build
 
     setup({**cfg, "device": "cpu"})
     a, t = cfg["aap"], cfg["aap"]["latency_table"]

@@ -19,8 +19,8 @@ from dance.ava.profiles import DIMS, hoyer, magnitude_profiles, normalised_varia
 from dance.data.dataset import ClipDataset, open_split
 from dance.evaluate.classify import summarise
 from dance.io import read_json, write_csv, write_json
+from dance.models.trained import load_trained
 from dance.paths import Paths
-from dance.train.stage import load_trained
 
 PROFILE_CLIPS = 4  # test clips whose sorted profiles are written for figure F5
 

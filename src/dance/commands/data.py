@@ -23,8 +23,8 @@ def _prepare(cfg: dict, args: argparse.Namespace) -> None:
 
 @command("plot-samples", "figure: a grid of sample frames per class of the data set")
 def _plot_samples(cfg: dict, args: argparse.Namespace) -> None:
-    from dance.data.samples_figure import plot_samples
     from dance.paths import Paths
+    from dance.report.figures.samples import plot_samples
 
     paths = Paths(cfg)
     plot_samples(paths.data_dir, paths.figure("dataset_samples", "png"),

@@ -196,7 +196,7 @@ def build_networks(cfg: dict, model_name: str, num_classes: int,
     """method → (exportable module, AAPNet reference or None) for dense and every point."""
     from dance.aap.factory import load_controller
     from dance.measure.variants import prepare_network
-    from dance.train.stage import load_trained
+    from dance.models.trained import load_trained
 
     backbone = prepare_network(load_trained(cfg, model_name, "ava", num_classes).eval(), cfg)
     shape = backbone.clip_shape

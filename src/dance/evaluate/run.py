@@ -8,8 +8,8 @@ from dance import runtime
 from dance.data.dataset import open_split
 from dance.evaluate.classify import predict, summarise
 from dance.io import write_csv, write_json
+from dance.models.trained import load_trained
 from dance.paths import Paths
-from dance.train.stage import load_trained
 
 
 def evaluate_stage(cfg: dict, model_name: str, stage: str) -> Path:

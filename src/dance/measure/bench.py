@@ -144,8 +144,8 @@ def run_bench(cfg: dict, model_name: str, stage: str = "baseline",
     return (csv path, rows)."""
     from dance import runtime
     from dance.io import write_csv, write_json
+    from dance.models.trained import load_trained
     from dance.paths import Paths
-    from dance.train.stage import load_trained
 
     bench = cfg["bench"]
     threads = bench["threads"] or len(os.sched_getaffinity(0))

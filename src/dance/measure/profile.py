@@ -132,8 +132,8 @@ def run_profile(cfg: dict, models: Sequence[str] | None = None) -> tuple[Path, P
     """Profile the trained baseline of each model (default: config `models`) and write
     ``Paths.profile_layers`` and ``Paths.profile_summary``; returns both paths."""
     from dance.io import read_json, write_csv
+    from dance.models.trained import load_trained
     from dance.paths import Paths
-    from dance.train.stage import load_trained
 
     paths = Paths(cfg)
     models = list(models or cfg["models"])

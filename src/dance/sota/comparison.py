@@ -79,7 +79,7 @@ def row_from_record(rec: dict[str, Any], top1_dense: float, presets: list[str],
 def _controller_overhead(cfg: dict, model: str, variant: str, point: int,
                          ) -> dict[str, Any] | None:
     """Params and memory accesses of a trained controller, from its checkpoint's weights."""
-    from dance.train import checkpoint
+    from dance import checkpoint
 
     path = Paths(cfg).aap_checkpoint(model, variant, point)
     if not path.exists():

@@ -21,19 +21,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dance import runtime
+from dance import checkpoint, runtime
 from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
 from dance.io import write_csv
 from dance.measure import memory
+from dance.models.trained import load_trained, model_meta
 from dance.paths import Paths
 from dance.sota import record
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, length_costs
 from dance.sota.gating import GatedNet, clip_costs, gating_loss_fn
-from dance.train import checkpoint
 from dance.train.ava import ava_schedule
 from dance.train.loop import Schedule
-from dance.train.stage import load_trained, model_meta, train_stage
+from dance.train.stage import train_stage
 
 METHODS = ("gating", "frame_skip")
 RECORD_NAMES = {"gating": "fbs", "frame_skip": "frame_skip"}
@@ -122,7 +122,7 @@ def train(cfg: dict, model_name: str, method: str, point: int) -> Path:
 
 def load(cfg: dict, model_name: str, method: str, point: int, num_classes: int) -> nn.Module:
     """The trained network of one operating point, checked against the current config."""
-    from dance.train.stage import build
+    from dance.models.trained import build
 
     stage = stage_name(method, point)
     path = Paths(cfg).checkpoint(model_name, stage)

@@ -40,7 +40,7 @@ def evaluate_static(cfg: dict, model_name: str, method: str, point: str, net: nn
 
 def evaluate_dense(cfg: dict, model_name: str) -> Path:
     """The dense baseline's record (reference row of every comparison)."""
-    from dance.train.stage import load_trained
+    from dance.models.trained import load_trained
 
     test = open_split(cfg, "test")
     net = load_trained(cfg, model_name, "baseline", test.num_classes)

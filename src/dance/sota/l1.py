@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dance import checkpoint
 from dance.errors import ConfigError
 from dance.nn.probe import example_input
 from dance.paths import Paths
-from dance.train import checkpoint
 
 LEVELS = ("mild", "aggressive")
 
@@ -101,7 +101,7 @@ def kept_channels(model: nn.Module) -> dict[str, int]:
 
 def structure(cfg: dict, model_name: str, level: str, num_classes: int) -> nn.Module:
     """The level's pruned net with the *baseline's* weights (the fine-tuning start)."""
-    from dance.train.stage import load_trained
+    from dance.models.trained import load_trained
 
     check_level(level)
     ratio = cfg["sota"]["l1"][level]
@@ -126,7 +126,7 @@ def train_l1(cfg: dict, model_name: str, level: str) -> Path:
 
 def load_l1(cfg: dict, model_name: str, level: str, num_classes: int) -> nn.Module:
     """The fine-tuned pruned net of `level`, checked against the config."""
-    from dance.train.stage import model_meta
+    from dance.models.trained import model_meta
 
     stage = stage_name(level)
     path = Paths(cfg).checkpoint(model_name, stage)

@@ -94,8 +94,8 @@ def dense_reference(cfg: dict, model_name: str, num_classes: int,
                     stage: str = "baseline") -> dict[str, Any]:
     """The dense network every method is compared with: its test top-1 (from its
     evaluation JSON, ``Paths.evaluation``) and its per-clip costs (:func:`static_costs`)."""
+    from dance.models.trained import load_trained
     from dance.paths import Paths
-    from dance.train.stage import load_trained
 
     path = Paths(cfg).evaluation(model_name, stage)
     if not path.exists():

@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dance import checkpoint
 from dance import config as config_mod
 from dance.data.dataset import open_split
 from dance.errors import ConfigError
 from dance.io import write_csv
 from dance.measure import memory
 from dance.paths import Paths
-from dance.train import checkpoint
 
 # Module (by name) whose output is the trunk feature map the head pools (ReLU applied).
 TRUNK_FEATURE = {"c3d": "bn5b", "r3d18": "layer4"}
@@ -169,7 +169,7 @@ def routing_costs(agg: dict[str, Any], mild: dict[str, Any], head: dict[str, Any
 
 
 def selector_meta(cfg: dict, model_name: str, num_classes: int) -> dict:
-    from dance.train.stage import model_meta
+    from dance.models.trained import model_meta
 
     agg = model_meta(cfg, model_name, "l1_aggressive", num_classes)
     keys = {k: cfg["sota"]["selector"][k] for k in _TRAIN_KEYS}

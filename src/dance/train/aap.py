@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dance import runtime
+from dance import checkpoint, runtime
 from dance.aap.controller import first_layer_stats
 from dance.aap.factory import (  # noqa: F401  (re-exported: their old home)
     DIMS,
@@ -58,7 +58,6 @@ from dance.aap.points import trained_points  # noqa: F401  (re-exported: its old
 from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
 from dance.paths import Paths
-from dance.train import checkpoint
 from dance.train.loop import LossFn, Schedule, fit, write_history
 
 

@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from dance.ava.loss import ava_loss_fn
+from dance.models.trained import load_trained
 from dance.train.loop import Schedule
-from dance.train.stage import load_trained, train_stage
+from dance.train.stage import train_stage
 
 
 def ava_schedule(cfg: dict, lr: float | None = None, lr_key: str = "ava.lr") -> Schedule:

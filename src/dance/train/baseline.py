@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
+from dance.models.trained import build, train_section
 from dance.train.loop import Schedule
-from dance.train.stage import build, train_section, train_stage
+from dance.train.stage import train_stage
 
 
 def baseline_schedule(cfg: dict, model_name: str) -> Schedule:

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dance import checkpoint
 from dance.config import fingerprint
 from dance.data.dataset import ClipDataset
 from dance.errors import CheckpointError, TrainingError
 from dance.evaluate.classify import predict, summarise
 from dance.io import write_csv
-from dance.train import checkpoint
 
 # loss_fn(model, x, y) -> (loss, logits, {term: value}) — extra terms are logged per epoch.
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor],
