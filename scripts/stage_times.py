@@ -1,12 +1,14 @@
 """Wall time of each stage of a Snakemake run, read from its log.
 
-    python scripts/stage_times.py .snakemake/log/<run>.snakemake.log [--out results/run_times.csv]
+    python scripts/stage_times.py .snakemake/log/<run>.snakemake.log [...] [--out results/run_times.csv]
 
 A job starts at the timestamp line just before its ``rule``/``localrule`` line and ends at
 the one just before its ``Finished jobid: N`` line. A rule's stage is the rule file that
 defines it (``workflow/rules/<stage>.smk``). Per stage: jobs, the sum of their wall times,
 the longest job, and the stage's span (first start to last finish; jobs of different stages
 overlap when they run at the same time). The last row, ``total``, spans the whole run.
+A run that was interrupted and resumed has one log per part: pass them all; a span is then
+the sum of its spans within each log, so the pause between the parts is not counted.
 Printed as a Markdown table (the README's "Run times" table) and, with ``--out``, written
 as CSV.
 """
@@ -40,8 +42,9 @@ def rule_stages(rules_dir: Path = REPO / "workflow" / "rules") -> dict[str, str]
     return out
 
 
-def jobs(log: Path) -> list[dict]:
-    """Every finished job of the log: rule, start, end (datetimes)."""
+def jobs(log: Path, part: int = 0) -> list[dict]:
+    """Every finished job of the log: rule, start, end (datetimes), part (the log's index
+    among the logs of one resumed run)."""
     stamp = pending = None
     started: dict[str, tuple[str, datetime]] = {}
     out = []
@@ -56,8 +59,17 @@ def jobs(log: Path) -> list[dict]:
         elif m := FINISHED.match(line):
             rule, begin = started.pop(m.group(1), (m.group(2), None))
             if begin is not None:
-                out.append({"rule": rule, "start": begin, "end": stamp})
+                out.append({"rule": rule, "start": begin, "end": stamp, "part": part})
     return out
+
+
+def span_minutes(js: list[dict]) -> float:
+    """First start to last finish, summed over the parts of a resumed run."""
+    seconds = 0.0
+    for part in {j.get("part", 0) for j in js}:
+        own = [j for j in js if j.get("part", 0) == part]
+        seconds += (max(j["end"] for j in own) - min(j["start"] for j in own)).total_seconds()
+    return round(seconds / 60, 1)
 
 
 def stage_rows(found: list[dict], stages: dict[str, str]) -> list[dict]:
@@ -75,16 +87,13 @@ def stage_rows(found: list[dict], stages: dict[str, str]) -> list[dict]:
             "longest_job_minutes": round((longest["end"] - longest["start"]).total_seconds()
                                          / 60, 1),
             "longest_job_rule": longest["rule"],
-            "span_minutes": round((max(j["end"] for j in js) - min(j["start"] for j in js))
-                                  .total_seconds() / 60, 1)})
+            "span_minutes": span_minutes(js)})
     if found:
         rows.append({"stage": "total", "jobs": len(found),
                      "job_minutes_sum": round(sum((j["end"] - j["start"]).total_seconds()
                                                   for j in found) / 60, 1),
                      "longest_job_minutes": None, "longest_job_rule": None,
-                     "span_minutes": round((max(j["end"] for j in found)
-                                            - min(j["start"] for j in found))
-                                           .total_seconds() / 60, 1)})
+                     "span_minutes": span_minutes(found)})
     return rows
 
 
@@ -101,12 +110,13 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("log", type=Path)
+    p.add_argument("logs", type=Path, nargs="+", help="the run's log(s), in run order")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    rows = stage_rows(jobs(args.log), rule_stages())
+    found = [j for i, log in enumerate(args.logs) for j in jobs(log, i)]
+    rows = stage_rows(found, rule_stages())
     if not rows:
-        print(f"{args.log}: no finished job", file=sys.stderr)
+        print(f"{', '.join(map(str, args.logs))}: no finished job", file=sys.stderr)
         return 1
     if args.out:
         with open(args.out, "w", newline="") as fh:

@@ -51,3 +51,29 @@ def test_stage_times_sum_jobs_per_rule_file_and_span_the_run(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "scripts" / "stage_times.py"), str(empty)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "no finished job" in res.stderr
+
+
+RESUMED = """Building DAG of jobs...
+[Thu Dec  3 20:00:00 2026]
+rule train_baseline:
+    jobid: 7
+    wildcards: model=c3d
+[Thu Dec  3 20:04:00 2026]
+Finished jobid: 7 (Rule: train_baseline)
+1 of 1 steps (100%) done
+"""
+
+
+def test_a_resumed_run_counts_each_part_but_not_the_pause_between(tmp_path):
+    first, second = tmp_path / "a.snakemake.log", tmp_path / "b.snakemake.log"
+    first.write_text(LOG)
+    second.write_text(RESUMED)        # 8.5 hours later
+    out = tmp_path / "run_times.csv"
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "stage_times.py"), str(first),
+                          str(second), "--out", str(out)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = {r.split(",")[0]: r.split(",") for r in out.read_text().splitlines()[1:]}
+    # baseline: 10.5 min in the first part + 4 min in the second
+    assert rows["baseline"] == ["baseline", "3", "22.0", "10.0", "train_baseline", "14.5"]
+    assert rows["total"] == ["total", "4", "23.0", "", "", "15.5"]
