@@ -292,6 +292,7 @@ class PrunedConv:
         else:
             plan = self._plan(t, tuple(frames))
             parts = [a.index_select(1, fr) for fr, *_ in plan]
+        keep_hw = None               # the feature decision as a numpy bool map [H,W]
         if tau_fe > 0:
             fe = None
             for part in parts:
@@ -299,10 +300,14 @@ class PrunedConv:
                 fe = s if fe is None else fe + s
             keep = _keep(self._host(fe).reshape(-1), tau_fe)
             if not keep.all():
-                features = self._to_device(keep.reshape(h, w).astype(np.float32))
-        window = None if features is None else self._window(features, h, w)
+                keep_hw = keep.reshape(h, w)
+                features = self._to_device(keep_hw.astype(np.float32))
+        elif features is not None:
+            keep_hw = self._host(features) > 0
+        window = None if keep_hw is None else self._window(keep_hw, h, w)
         if window is not None:       # only the window's input rows/columns, dropped ones zeroed
-            parts = [_crop(part, features, window) for part in parts]
+            inner = window.mask_inside(keep_hw)
+            parts = [_crop(part, inner, window, self._to_device) for part in parts]
         elif features is not None:   # in place unless the part is still a view of `x`
             parts = [part * features if part.data_ptr() == x.data_ptr() else part.mul_(features)
                      for part in parts]
@@ -344,11 +349,10 @@ class PrunedConv:
             out.index_add_(1, tgt, y)
         return self._embed(out.view(1, self.cout, t_out, ho, wo), window, h, w), decision
 
-    def _window(self, features: Tensor, h: int, w: int) -> Window | None:
-        """The output window of feature mask `features` [H,W], or None when convolving the
-        whole map is cheaper (window input area > `crop_max` of the map's)."""
-        win = crop_window(features.cpu().numpy() > 0, (self.kh, self.kw), self.stride[1:],
-                          self.padding[1:])
+    def _window(self, keep: np.ndarray, h: int, w: int) -> Window | None:
+        """The output window of the bool feature map `keep` [H,W], or None when convolving
+        the whole map is cheaper (window input area > `crop_max` of the map's)."""
+        win = crop_window(keep, (self.kh, self.kw), self.stride[1:], self.padding[1:])
         if win is None or win.in_area > self.crop_max * h * w:
             return None
         return win
@@ -361,11 +365,13 @@ class PrunedConv:
         ho, wo = self._out_hw(h, w)
         full = torch.empty(1, self.cout, y.shape[2], ho, wo, dtype=y.dtype, device=y.device,
                            memory_format=_format(y))
-        if self.bias is None:
-            full.zero_()
-        else:
-            full.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(full))
         (r0, r1), (c0, c1) = window.rows, window.cols
+        # the bias goes only where the window is not (one write of the map, not two)
+        for strip in _strips(full, r0, r1 + 1, c0, c1 + 1, ho, wo):
+            if self.bias is None:
+                strip.zero_()
+            else:
+                strip.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(strip))
         full[:, :, :, r0:r1 + 1, c0:c1 + 1] = y
         return full
 
@@ -386,6 +392,15 @@ class Window:
     @property
     def in_area(self) -> int:
         return (self.in_rows[1] - self.in_rows[0] + 1) * (self.in_cols[1] - self.in_cols[0] + 1)
+
+    def mask_inside(self, keep: np.ndarray) -> np.ndarray | None:
+        """The part of `keep` [H,W] the window's input covers inside the map, or None when
+        it keeps every position there (the crop is then a plain copy, no mask pass)."""
+        h, w = keep.shape
+        a, b = max(self.in_rows[0], 0), min(self.in_rows[1], h - 1)
+        e, f = max(self.in_cols[0], 0), min(self.in_cols[1], w - 1)
+        inner = keep[a:b + 1, e:f + 1]
+        return None if inner.all() else inner
 
 
 def _axis_window(lo: int, hi: int, n: int, k: int, s: int, p: int):
@@ -416,17 +431,40 @@ def crop_window(keep, kernel: Sequence[int], stride: Sequence[int],
     return Window(ax_r[0], ax_c[0], ax_r[1], ax_c[1])
 
 
-def _crop(part: Tensor, features: Tensor, window: Window) -> Tensor:
-    """`part` [C,T,H,W] cut to the window's input rows/columns (zero beyond the map), with
-    the dropped features zeroed."""
+def _crop(part: Tensor, inner: np.ndarray | None, window: Window, to_device) -> Tensor:
+    """`part` [C,T,H,W] cut to the window's input rows/columns: zero beyond the map, the
+    dropped features zeroed (`inner`: the keep mask inside the map, None = all kept). Every
+    element of the crop is written once."""
     c, t, h, w = part.shape
     (i0, i1), (j0, j1) = window.in_rows, window.in_cols
     out = torch.empty(1, c, t, i1 - i0 + 1, j1 - j0 + 1, dtype=part.dtype, device=part.device,
-                      memory_format=_format(part.unsqueeze(0)))[0].zero_()
+                      memory_format=_format(part.unsqueeze(0)))[0]
     a, b = max(i0, 0), min(i1, h - 1)
     e, f = max(j0, 0), min(j1, w - 1)
-    torch.mul(part[:, :, a:b + 1, e:f + 1], features[a:b + 1, e:f + 1],
-              out=out[:, :, a - i0:b - i0 + 1, e - j0:f - j0 + 1])
+    r0, r1, c0, c1 = a - i0, b - i0 + 1, e - j0, f - j0 + 1
+    for strip in _strips(out, r0, r1, c0, c1, i1 - i0 + 1, j1 - j0 + 1):
+        strip.zero_()                       # the zero padding the window reaches into
+    src, dst = part[:, :, a:b + 1, e:f + 1], out[:, :, r0:r1, c0:c1]
+    if inner is None:
+        dst.copy_(src)
+    else:
+        torch.mul(src, to_device(inner.astype(np.float32)), out=dst)
+    return out
+
+
+def _strips(t: Tensor, r0: int, r1: int, c0: int, c1: int, rows: int, cols: int
+            ) -> list[Tensor]:
+    """The views of `t` [..., rows, cols] outside the box [r0:r1, c0:c1] (up to four
+    non-overlapping strips; none when the box covers the map)."""
+    out = []
+    if r0 > 0:
+        out.append(t[..., :r0, :])
+    if r1 < rows:
+        out.append(t[..., r1:, :])
+    if c0 > 0:
+        out.append(t[..., r0:r1, :c0])
+    if c1 < cols:
+        out.append(t[..., r0:r1, c1:])
     return out
 
 
