@@ -607,10 +607,12 @@ def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
     paths = Paths(cfg)
     if not paths.aap_checkpoint("c3d", "no_ava", 1).exists():
         train_aap(cfg, "c3d", "no_ava", 1)
-    assert parse_name("dance@3") == ("dance", 3)
-    assert parse_name("dance-frames@0") == ("frames", 0)
-    with pytest.raises(ConfigError):
-        parse_name("dance-bogus@1")
+    assert parse_name("dance@3") == ("dance", 3, None)
+    assert parse_name("dance-frames@0") == ("frames", 0, None)
+    assert parse_name("dance@2:tau0") == ("dance", 2, "tau0")
+    for bad in ("dance-bogus@1", "dance@1:bogus", "dance@1:"):
+        with pytest.raises(ConfigError):
+            parse_name(bad)
     model = load_trained(cfg, "c3d", "baseline", 10)
     fn = build_variant("dance-no_ava@1", cfg, "c3d", "baseline", copy.deepcopy(model))
     assert fn.net.eval_mode == "pruned"
@@ -622,6 +624,44 @@ def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
             x = test[i][0][None]
             a, b = ref(x), fn(x)
             assert float((a - b).abs().max()) <= 1e-4 * max(1.0, float(a.abs().max()))
+
+
+def test_overhead_probes_run_the_point_without_dropping_anything(tiny_baseline):
+    """`:tau0` and `:decide` run the trained point's network, controller included, with its
+    thresholds forced to 0 / to a tiny positive value: both give the dense network's logits
+    (nothing dropped on random clips), and `:decide` really runs every active decision."""
+    from dance.aap import execute
+    from dance.measure.variants import build_variant
+    from dance.models.trained import load_trained
+    from dance.paths import Paths
+    from dance.train.aap import train_aap
+
+    cfg = tiny_baseline
+    if not Paths(cfg).aap_checkpoint("c3d", "no_ava", 1).exists():
+        train_aap(cfg, "c3d", "no_ava", 1)
+    model = load_trained(cfg, "c3d", "baseline", 10)
+    dense = build_variant("dense", cfg, "c3d", "baseline", copy.deepcopy(model))
+    calls = {}
+    real_keep = execute._keep
+
+    def counting_keep(s, tau):
+        calls[len(s)] = calls.get(len(s), 0) + 1
+        return real_keep(s, tau)
+
+    x = torch.rand(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1)) + 0.1
+    for probe in ("tau0", "decide"):
+        fn = build_variant(f"dance-no_ava@1:{probe}", cfg, "c3d", "baseline",
+                           copy.deepcopy(model))
+        assert any(any(a) for a in fn.net.state.active)      # the point prunes somewhere
+        calls.clear()
+        execute._keep = counting_keep
+        try:
+            with torch.inference_mode():
+                a, b = dense(x), fn(x)
+        finally:
+            execute._keep = real_keep
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        assert (sum(calls.values()) > 0) == (probe == "decide"), (probe, calls)
 
 
 def test_controller_leaves_small_layers_and_short_inputs_alone(tmp_path):

@@ -233,7 +233,8 @@ def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:
     for name, measured in benched.items():
         r = rows.get(name)
         if r is None:
-            body.append((name, _fmt(measured, "×"), "", "", "", "", "", "(not evaluated)"))
+            why = "(overhead probe)" if ":" in name else "(not evaluated)"
+            body.append((name, _fmt(measured, "×"), "", "", "", "", "", why))
             continue
         delta = r["top1_delta_baseline"]
         delta = r["top1_delta"] if delta is None else delta
