@@ -215,17 +215,23 @@ class LatencyModel(nn.Module):
 
     Per layer, the measured pruned-conv latency on the grid (frames × channels × features
     shares) is interpolated trilinearly (shares clamped to the grid's range); a layer the
-    controller never prunes costs its dense conv's measured time. The network's prediction
-    = the floor (time outside the prunable convs) + the sum over layers.
-    ``ratio(shares)`` divides it by the measured dense network latency.
+    controller never prunes costs its dense conv's measured time. The grid's decisions are
+    fixed, so a layer that decides for itself also pays its measured decision overhead
+    (``decide_ms − all_kept_ms`` of ``per_layer_overhead``: the profiles and keep rules, 0
+    when not measured). The network's prediction = the floor (time outside the prunable
+    convs) + the sum over layers. ``ratio(shares)`` divides it by the measured dense network
+    latency.
     """
 
     def __init__(self, grid: tuple[list[float], list[float], list[float]],
                  table_ms: Tensor, dense_layer_ms: Tensor, floor_ms: float, dense_ms: float,
-                 layers: list[str]) -> None:
+                 layers: list[str], decide_ms: Tensor | None = None) -> None:
         super().__init__()
         self.layers = layers
         self.register_buffer("dense_layer_ms", dense_layer_ms.to(torch.float64),
+                             persistent=False)
+        decide = torch.zeros(len(layers)) if decide_ms is None else decide_ms
+        self.register_buffer("decide_ms", decide.to(torch.float64).clamp_min(0.0),
                              persistent=False)
         for i, g in enumerate(grid):
             self.register_buffer(f"grid{i}", torch.tensor(sorted(g), dtype=torch.float64),
@@ -265,8 +271,11 @@ class LatencyModel(nn.Module):
             idx = [g.index(float(r[k])) for g, k in zip(
                 grid, ("frames_share", "channels_share", "features_share"), strict=True)]
             table[found.index(r["layer"]), idx[0], idx[1], idx[2]] = float(r["median_ms"])
+        over = cond.get("per_layer_overhead", {})
+        decide = torch.tensor([over[n]["decide_ms"] - over[n]["all_kept_ms"] if n in over
+                               else 0.0 for n in layers], dtype=torch.float64)
         return cls(grid, table, dense, cond["network_floor_ms"], cond["network_dense_ms"],
-                   layers)
+                   layers, decide)
 
     def _axis(self, g: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
         """Lower grid index and interpolation weight of shares `s` on axis `g`."""
@@ -298,7 +307,7 @@ class LatencyModel(nn.Module):
         """[N] predicted network latency / measured dense latency. `pruned` [L] bool: the
         layers that run the pruned path; the others run their dense conv (no decision, no
         overhead) and cost its measured time."""
-        per_layer = self.layer_ms(shares)
+        per_layer = self.layer_ms(shares) + self.decide_ms[None]
         if pruned is not None:
             per_layer = torch.where(pruned.to(per_layer.device)[None], per_layer,
                                     self.dense_layer_ms[None])
