@@ -321,16 +321,20 @@ def test_controller_costs_well_under_one_percent(name):
 
 
 @pytest.mark.parametrize("shape", [(2, 16, 8, 32, 32), (3, 5, 3, 5, 7)])
-def test_first_layer_stats_are_the_same_in_both_memory_formats(shape):
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_first_layer_stats_are_the_same_in_both_memory_formats(shape, stride):
+    """Every `stride`-th row and column (aap.stats_stride), in either memory format."""
     a = torch.rand(*shape, generator=torch.Generator().manual_seed(1)) * 3
     n, c, t = shape[:3]
-    flat = a.double().reshape(n, c, -1)
+    sub = a.double()[:, :, :, ::stride, ::stride]
+    flat = sub.reshape(n, c, -1)
     want = torch.cat([flat.mean(2), flat.std(2, unbiased=False), flat.amax(2),
-                      a.double().mean((1, 3, 4))], 1)
+                      sub.mean((1, 3, 4))], 1)
     for x in (a, a.contiguous(memory_format=torch.channels_last_3d)):
-        got = first_layer_stats(x)
+        got = first_layer_stats(x, stride)
         assert got.shape == (n, 3 * c + t)
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    assert stats_ops(shape[1:], stride) == 3 * c * t * flat.shape[2] // t
 
 
 def test_batched_effective_macs_equal_the_measurement_layer():

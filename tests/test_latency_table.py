@@ -158,3 +158,8 @@ def test_the_latency_keys_change_a_controller_only_when_it_trains_against_latenc
     assert "aap.latency_table" not in config_mod.aap_training_keys(macs)
     lat = tiny_config(tmp_path, aap={"cost": "latency"})
     assert {"aap.cost", "aap.latency_table"} <= set(config_mod.aap_training_keys(lat))
+    # a key added later (aap.stats_stride) joins the identity only away from its neutral 1,
+    # so controllers trained before it existed keep theirs
+    assert "aap.stats_stride" not in config_mod.aap_training_keys(macs)
+    strided = tiny_config(tmp_path, aap={"stats_stride": 2})
+    assert "aap.stats_stride" in config_mod.aap_training_keys(strided)

@@ -287,13 +287,19 @@ AAP_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips",
 AAP_LATENCY_ONLY = ("cost", "latency_table")
 
 
+# keys added after controllers were trained without them: at this value they change
+# nothing, so they stay out of the identity and those controllers keep theirs
+AAP_NEUTRAL = {"stats_stride": 1}
+
+
 def aap_training_section(cfg: dict) -> dict:
-    """The `aap` keys that change a controller's weights: all but AAP_EVAL_ONLY, and the
+    """The `aap` keys that change a controller's weights: all but AAP_EVAL_ONLY, the
     latency table's keys only when ``aap.cost`` is latency (a MAC-trained controller does
-    not depend on them)."""
+    not depend on them), and the AAP_NEUTRAL keys only when not at their neutral value."""
     skip = set(AAP_EVAL_ONLY)
     if cfg["aap"].get("cost", "macs") == "macs":
         skip |= set(AAP_LATENCY_ONLY)
+    skip |= {k for k, v in AAP_NEUTRAL.items() if cfg["aap"].get(k, v) == v}
     return {k: v for k, v in cfg["aap"].items() if k not in skip}
 
 

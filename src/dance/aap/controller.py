@@ -18,7 +18,7 @@ the thresholds up).
 
 Overhead (reported separately from the backbone, :func:`overhead`): the controller's MACs
 (the two linear layers) and the statistics' element operations (one pass each for the sum,
-the sum of squares and the maximum over A1).
+the sum of squares and the maximum over the part of A1 the statistics read).
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ import torch
 from torch import Tensor, nn
 
 
-def first_layer_stats(a: Tensor) -> Tensor:
-    """[N, 3·C + T]: per-channel mean, std, max over (T,H,W), then per-frame mean.
+def first_layer_stats(a: Tensor, stride: int = 1) -> Tensor:
+    """[N, 3·C + T]: per-channel mean, std, max over (T,H,W), then per-frame mean, taken
+    over every `stride`-th row and column of the map (``aap.stats_stride``: 2 reads a
+    quarter of the activation; the statistics of a moving blob barely change).
 
     Reductions run in the tensor's memory order. A channels_last_3d tensor is reduced as
     [N, T·H·W, C]: reducing it as [N,C,T,H,W] took 4 ms at batch 1, and a one-step max or
@@ -39,10 +41,14 @@ def first_layer_stats(a: Tensor) -> Tensor:
     threads). The max runs in two steps (:func:`_reduce_rows`, 0.05 ms) and the sums of
     squares are the diagonal of the Gram matrix (one GEMM, 0.14 ms; squaring first took
     0.35 ms)."""
+    channels_last = not a.is_contiguous() and a.is_contiguous(
+        memory_format=torch.channels_last_3d)
+    if stride > 1:
+        a = a[:, :, :, ::stride, ::stride]
     n, c, t, h, w = a.shape
     per = t * h * w
-    if not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last_3d):
-        rows = a.permute(0, 2, 3, 4, 1).reshape(n, per, c)   # contiguous view
+    if channels_last:
+        rows = a.permute(0, 2, 3, 4, 1).reshape(n, per, c)   # a view (a copy when strided)
         s = rows.view(n, t, h * w, c).sum(2).transpose(1, 2)  # [N,C,T]
         sq = torch.bmm(rows.transpose(1, 2), rows).diagonal(dim1=1, dim2=2) / per
         mx = _reduce_rows(rows, torch.amax)
@@ -70,9 +76,10 @@ class Controller(nn.Module):
     def __init__(self, channels: int, frames: int, layers: int, hidden: int = 64,
                  tau_max: float = 2.0, dims: Sequence[bool] = (True, True, True),
                  tau_init: float = 0.2, active_layers: Sequence[bool] | None = None,
-                 mask: Sequence[Sequence[bool]] | None = None) -> None:
+                 mask: Sequence[Sequence[bool]] | None = None, stats_stride: int = 1) -> None:
         super().__init__()
         self.channels, self.frames, self.layers = int(channels), int(frames), int(layers)
+        self.stats_stride = int(stats_stride)
         self.tau_max = float(tau_max)
         d = 3 * self.channels + self.frames
         self.register_buffer("mu", torch.zeros(d))
@@ -104,7 +111,7 @@ class Controller(nn.Module):
         self.sigma.copy_(stats.std(0).clamp_min(1e-6))
 
     def forward(self, a1: Tensor) -> Tensor:
-        z = (first_layer_stats(a1) - self.mu) / self.sigma
+        z = (first_layer_stats(a1, self.stats_stride) - self.mu) / self.sigma
         tau = torch.sigmoid(self.net(z)).view(-1, self.layers, 3) * self.tau_max
         return tau * self.mask
 
@@ -113,8 +120,8 @@ class Controller(nn.Module):
         return sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))
 
 
-def stats_ops(first_activation_shape: Sequence[int]) -> int:
+def stats_ops(first_activation_shape: Sequence[int], stride: int = 1) -> int:
     """Element operations of :func:`first_layer_stats` on one sample: sum, square-and-sum,
-    max → 3 per element of the first activation (C·T·H·W)."""
+    max → 3 per element it reads of the first activation (C·T·⌈H/s⌉·⌈W/s⌉)."""
     c, t, h, w = (int(s) for s in first_activation_shape[-4:])
-    return 3 * c * t * h * w
+    return 3 * c * t * -(-h // stride) * -(-w // stride)

@@ -78,7 +78,8 @@ def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) ->
     return {"channels": a1[0], "frames": a1[1], "layers": len(macs["names"]),
             "hidden": cfg["aap"]["hidden"], "tau_max": cfg["aap"]["tau_max"],
             "dims": list(DIMS[variant]), "tau_init": cfg["aap"]["tau_init"],
-            "active_layers": active, "mask": [[f, True, True] for f in frames_ok]}
+            "active_layers": active, "mask": [[f, True, True] for f in frames_ok],
+            "stats_stride": cfg["aap"]["stats_stride"]}
 
 
 def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:

@@ -67,12 +67,12 @@ class _StopForward(Exception):
 
 @torch.no_grad()
 def first_layer_statistics(backbone: nn.Module, dataset: ClipDataset, batch_size: int,
-                           device: torch.device) -> Tensor:
+                           device: torch.device, stride: int = 1) -> Tensor:
     """Controller inputs [N, 3·C1 + T] of every clip (forward stops after the first layer)."""
     out: list[Tensor] = []
 
     def hook(module, args, output):
-        out.append(first_layer_stats(output).cpu())
+        out.append(first_layer_stats(output, stride).cpu())
         raise _StopForward
 
     handle = backbone.first_act.register_forward_hook(hook)
@@ -208,7 +208,7 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     net = build_net(cfg, model_name, variant, n_cls)
     spec = controller_spec(cfg, net.backbone, variant, net.macs)
     stats = first_layer_statistics(net.backbone, train_set, cfg["train"]["eval_batch_size"],
-                                   device)
+                                   device, net.controller.stats_stride)
     net.controller.calibrate(stats)
     sched = aap_schedule(cfg)
     net.anneal = (a["temperature"], a["temperature_end"],
