@@ -201,8 +201,9 @@ def test_pruned_conv_keeps_channels_last_inputs_in_that_format():
             assert execute.is_channels_last(out)
 
 
-def test_sum_in_memory_order_equals_sum():
-    a = torch.rand(1, 5, 3, 4, 6).contiguous(memory_format=torch.channels_last_3d)[0]
+@pytest.mark.parametrize("channels", [5, 40])       # both orders of the [H,W] profile
+def test_sum_in_memory_order_equals_sum(channels):
+    a = torch.rand(1, channels, 3, 4, 6).contiguous(memory_format=torch.channels_last_3d)[0]
     for dims in ((2, 3), (0, 1), (1,), (0, 2, 3)):
         torch.testing.assert_close(execute.sum_in_memory_order(a, dims), a.sum(dims))
         torch.testing.assert_close(execute.sum_in_memory_order(a.contiguous(), dims), a.sum(dims))

@@ -481,13 +481,32 @@ def sum_in_memory_order(a: Tensor, dims: Sequence[int]) -> Tensor:
     """``a.sum(dims)``, reduced over a view whose dimensions follow `a`'s memory order.
 
     A channels_last site input [C,T,H,W] summed over (H,W) as laid out took 0.06-0.09 ms at
-    batch 1 vs 0.01-0.02 ms when permuted to [T,H,W,C] first (C3D, 2 threads)."""
+    batch 1 vs 0.01-0.02 ms when permuted to [T,H,W,C] first (C3D, 2 threads). The two
+    profiles of such an input ((H,W) → [C,T], (C,T) → [H,W]) go through
+    :func:`_profile_tc_last`, which reduces adjacent dimensions only."""
+    if a.dim() == 4 and tuple(dims) in ((2, 3), (0, 1)) and is_channels_last(a.unsqueeze(0)):
+        return _profile_tc_last(a, tuple(dims))
     order = sorted(range(a.dim()), key=lambda d: -a.stride(d))
     if order == list(range(a.dim())):
         return a.sum(tuple(dims))
     kept = [d for d in order if d not in dims]
     out = a.permute(order).sum(tuple(order.index(d) for d in dims))
     return out.permute([kept.index(d) for d in sorted(kept)])
+
+
+def _profile_tc_last(a: Tensor, dims: tuple[int, int]) -> Tensor:
+    """Profile of a [C,T,H,W] tensor laid out [T,H,W,C] (contiguous): over (H,W) → [C,T]
+    or over (C,T) → [H,W], each as sums over adjacent dimensions of that layout. Measured
+    at batch 1 (one thread, C3D/R3D-18 site inputs, 2026-12-07): [C,T] 1.5–2.5× and [H,W]
+    1.6–3× faster than one reduction over the two non-adjacent dimensions; for [H,W] few
+    channels (C < 32) sum the frames first, more channels sum the channels first."""
+    c, t, h, w = a.shape
+    rows = a.permute(1, 2, 3, 0).reshape(t, h * w, c)       # a view
+    if dims == (2, 3):
+        return rows.sum(1).t()
+    if c < 32:
+        return rows.reshape(t, h * w * c).sum(0).view(h * w, c).sum(1).view(h, w)
+    return rows.sum(2).sum(0).view(h, w)
 
 
 def _round_up(s: np.ndarray, keep: np.ndarray, multiple: int) -> np.ndarray:
