@@ -365,13 +365,13 @@ class PrunedConv:
         ho, wo = self._out_hw(h, w)
         full = torch.empty(1, self.cout, y.shape[2], ho, wo, dtype=y.dtype, device=y.device,
                            memory_format=_format(y))
+        # one fill of the whole map: filling only the strips around the window saved less
+        # memory traffic than its three more op calls cost (measured 2026-12-07)
+        if self.bias is None:
+            full.zero_()
+        else:
+            full.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(full))
         (r0, r1), (c0, c1) = window.rows, window.cols
-        # the bias goes only where the window is not (one write of the map, not two)
-        for strip in _strips(full, r0, r1 + 1, c0, c1 + 1, ho, wo):
-            if self.bias is None:
-                strip.zero_()
-            else:
-                strip.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(strip))
         full[:, :, :, r0:r1 + 1, c0:c1 + 1] = y
         return full
 
