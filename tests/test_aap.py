@@ -591,6 +591,29 @@ def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline
         paths.aap_bench("c3d").unlink()
 
 
+def test_decision_overhead_splits_the_controller_from_the_per_conv_decisions():
+    """From the point's two bench probes: tau0 − dense is the controller and the glue,
+    (decide − tau0) / pruned convs what one conv's decisions cost; absent probes → None."""
+    from dance.aap.summary import decision_overhead
+    from dance.commands.aap import _aap_variant_names
+
+    bench = {"dense": {"median_ms": "10.0", "speedup_vs_dense": "1.0"},
+             "dance@2:tau0": {"median_ms": "10.2", "speedup_vs_dense": str(10 / 10.2)},
+             "dance@2:decide": {"median_ms": "10.8", "speedup_vs_dense": str(10 / 10.8)}}
+    layers = [{"pruned": True}, {"pruned": False}, {"pruned": True}, {"pruned": True}]
+    got = decision_overhead(bench, "dance@2", layers)
+    assert got["pruned_convs"] == 3
+    assert got["controller_overhead_ms"] == pytest.approx(0.2)
+    assert got["decision_overhead_us_per_conv"] == pytest.approx(200.0)
+    assert got["speedup_tau0"] == pytest.approx(10 / 10.2)
+    none = decision_overhead({"dense": bench["dense"]}, "dance@2", layers)
+    assert none["controller_overhead_ms"] is None and none["decision_overhead_us_per_conv"] is None
+    cfg = {"aap": {"points": [0.8, 0.5], "ablations": ["frames"], "ablation_points": [1]}}
+    names = _aap_variant_names(cfg)
+    assert {"dance@0:tau0", "dance@1:decide", "dance-frames@1"} <= set(names)
+    assert not any(n.startswith("dance-frames@1:") for n in names)
+
+
 def test_amdahl_speedup_is_one_when_nothing_is_pruned_and_the_floor_bound_at_zero():
     from dance.aap.summary import amdahl_speedup
 

@@ -17,6 +17,9 @@ and ``speedup_amdahl`` (:func:`amdahl_speedup`: the speed-up if their time fell 
 their MACs), and ``realised_over_amdahl`` separates what the pruned execution loses from
 what Amdahl's law forbids (docs/method.md, "Why the default size stays far from the ideal").
 
+What deciding itself costs is measured by two probes per point timed in the same run
+(``dance@K:tau0``, ``dance@K:decide``; :func:`decision_overhead`).
+
 Beside it, ``dance_difficulty_terms.csv`` gives per point the Spearman correlation of the
 per-clip MACs with the difficulty and with each nuisance term it sums (generated data).
 
@@ -70,6 +73,29 @@ def amdahl_speedup(dense_ms: float, floor_ms: float, prunable_ratio: float) -> f
     """Speed-up of a network whose prunable convs (dense time ``dense_ms − floor_ms``) run
     in `prunable_ratio` of their dense time while the rest (``floor_ms``) stays."""
     return dense_ms / (floor_ms + (dense_ms - floor_ms) * prunable_ratio)
+
+
+def decision_overhead(bench: dict[str, dict[str, str]], name: str,
+                      per_layer: list[dict[str, Any]]) -> dict[str, Any]:
+    """What deciding costs at point `name`, from its bench probes (issue 20.3;
+    :mod:`dance.aap.bench`): ``speedup_tau0`` (thresholds 0: the controller and the glue
+    of every pruned conv, nothing decided), ``speedup_decide`` (every active decision runs
+    and keeps all), ``pruned_convs`` (layers that run the pruned path),
+    ``controller_overhead_ms`` (tau0 − dense) and ``decision_overhead_us_per_conv``
+    ((decide − tau0) / pruned convs). None where the probes were not benched."""
+    dense, tau0, decide = (bench.get(n) for n in ("dense", f"{name}:tau0", f"{name}:decide"))
+    convs = sum(1 for layer in per_layer if layer.get("pruned"))
+    out: dict[str, Any] = {"speedup_tau0": None, "speedup_decide": None, "pruned_convs": convs,
+                           "controller_overhead_ms": None, "decision_overhead_us_per_conv": None}
+    if dense and tau0:
+        out["speedup_tau0"] = _float(tau0["speedup_vs_dense"])
+        out["controller_overhead_ms"] = float(tau0["median_ms"]) - float(dense["median_ms"])
+    if decide:
+        out["speedup_decide"] = _float(decide["speedup_vs_dense"])
+        if tau0 and convs:
+            out["decision_overhead_us_per_conv"] = 1e3 * (
+                float(decide["median_ms"]) - float(tau0["median_ms"])) / convs
+    return out
 
 
 def _float(value: Any) -> float | None:
@@ -155,6 +181,7 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
             "stats_ops_share": ev["overhead"]["stats_ops_share"],
             "pruning_ops_share": ev["overhead"]["pruning_ops_share"],
             "pruned_vs_masked_max_diff": ev["pruned_check"]["max_abs_logit_diff"],
+            **decision_overhead(bench, variant_name(variant, point), ev["per_layer"]),
         }
         row["meets_targets"] = bool(
             drop >= -TARGETS["top1_drop"] - 1e-9

@@ -68,10 +68,14 @@ def _bench_aap(cfg: dict, args: argparse.Namespace) -> None:
 
 
 def _aap_variant_names(cfg: dict) -> list[str]:
-    from dance.aap.bench import variant_name
+    """Every trained point, and the decision-overhead probes of each DANCE point."""
+    from dance.aap.bench import PROBES, variant_name
     from dance.aap.points import trained_points
 
-    return [variant_name(v, k) for v, points in trained_points(cfg).items() for k in points]
+    names = [variant_name(v, k) for v, points in trained_points(cfg).items() for k in points]
+    probes = [f"{variant_name('dance', k)}:{p}" for k in trained_points(cfg)["dance"]
+              for p in PROBES]
+    return names + probes
 
 
 def _keep_grid_args(p: argparse.ArgumentParser) -> None:
