@@ -34,7 +34,11 @@ rule all:
     default_target: True
     input:
         rules.plot_samples.output,
-        expand(rules.evaluate.output.metrics, model=config["models"], stage=["baseline", "ava"]),
+        expand(
+            rules.evaluate.output.metrics,
+            model=config["models"],
+            stage=["baseline", "ava"],
+        ),
         expand(rules.ava_stats.output, model=config["models"]),
         rules.profile.output,
         expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),

@@ -387,7 +387,7 @@ def test_every_artifact_has_code_a_caption_and_a_rule():
             assert (REPO / f).is_file(), f
         assert (REPO / "workflow" / "report" / f"{a.id}.rst").is_file()
         kind = "table" if a.kind == "table" else "figure"
-        assert re.search(rf"^rule {kind}_{a.id}:\n\s+input: unpack\(artifact_inputs\(\"{a.id}\"\)\)",
+        assert re.search(rf"^rule {kind}_{a.id}:\n\s+input:\s+unpack\(artifact_inputs\(\"{a.id}\"\)\)",
                          rules, re.M), a.id
         block = rules.split(f"rule {kind}_{a.id}:")[1].split("\nrule ")[0]
         # only figure rules depend on the plots section

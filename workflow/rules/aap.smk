@@ -21,20 +21,30 @@ rule latency_table:
     output:
         csv=PATHS.latency_table("{model}"),
         conditions=PATHS.latency_table("{model}").with_suffix(".json"),
-    params:
-        fp=fp("seed", "dataset", "model", "bench", "aap.latency_table", "aap.channel_multiple",
-              "aap.min_frames"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     log:
         LOGS / "latency_table_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    params:
+        fp=fp(
+            "seed",
+            "dataset",
+            "model",
+            "bench",
+            "aap.latency_table",
+            "aap.channel_multiple",
+            "aap.min_frames",
+        ),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
-        dance("latency-table", "--model {wildcards.model}",
-              "--set bench.threads={params.threads}")
+        dance(
+            "latency-table",
+            "--model {wildcards.model}",
+            "--set bench.threads={params.threads}",
+        )
 
 
 rule train_aap:
@@ -42,23 +52,31 @@ rule train_aap:
         backbone=aap_backbone,
         manifest=PATHS.manifest,
         # the measured table the controller trains against (aap.cost: latency)
-        latency=lambda w: ([PATHS.latency_table(w.model)]
-                           if config["aap"]["cost"] == "latency" else []),
+        latency=lambda w: (
+            [PATHS.latency_table(w.model)]
+            if config["aap"]["cost"] == "latency"
+            else []
+        ),
     output:
         checkpoint=PATHS.aap_checkpoint("{model}", "{variant}", "{point}"),
         history=PATHS.aap_history("{model}", "{variant}", "{point}"),
-    params:
-        fp=aap_fp,
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_aap_{model}_{variant}_{point}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=aap_fp,
     shell:
-        dance("train-aap", "--model {wildcards.model}", "--variant {wildcards.variant}",
-              "--point {wildcards.point}", "--set threads={threads}")
+        dance(
+            "train-aap",
+            "--model {wildcards.model}",
+            "--variant {wildcards.variant}",
+            "--point {wildcards.point}",
+            "--set threads={threads}",
+        )
 
 
 rule evaluate_aap:
@@ -70,57 +88,70 @@ rule evaluate_aap:
         metrics=PATHS.aap_eval("{model}", "{variant}", "{point}"),
         decisions=PATHS.aap_decisions("{model}", "{variant}", "{point}"),
         masks=PATHS.aap_masks("{model}", "{variant}", "{point}"),
-    params:
-        fp=fp("energy"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_aap_{model}_{variant}_{point}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("energy"),
     shell:
-        dance("evaluate-aap", "--model {wildcards.model}", "--variant {wildcards.variant}",
-              "--point {wildcards.point}", "--set threads={threads}")
+        dance(
+            "evaluate-aap",
+            "--model {wildcards.model}",
+            "--variant {wildcards.variant}",
+            "--point {wildcards.point}",
+            "--set threads={threads}",
+        )
 
 
 rule bench_aap:
     input:
         manifest=PATHS.manifest,
-        checkpoints=lambda w: [PATHS.aap_checkpoint(w.model, v, k) for v, k in aap_points()],
+        checkpoints=lambda w: [
+            PATHS.aap_checkpoint(w.model, v, k) for v, k in aap_points()
+        ],
         evaluations=lambda w: [PATHS.aap_eval(w.model, v, k) for v, k in aap_points()],
     output:
         csv=PATHS.aap_bench("{model}"),
         detail=PATHS.aap_bench("{model}").with_suffix(".json"),
-    params:
-        fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     log:
         LOGS / "bench_aap_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    params:
+        fp=fp("bench"),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
-        dance("bench-aap", "--model {wildcards.model}", "--set bench.threads={params.threads}")
+        dance(
+            "bench-aap",
+            "--model {wildcards.model}",
+            "--set bench.threads={params.threads}",
+        )
 
 
 rule dance_summary:
     input:
-        evaluations=[PATHS.aap_eval(m, v, k) for m in config["models"] for v, k in aap_points()],
+        evaluations=[
+            PATHS.aap_eval(m, v, k) for m in config["models"] for v, k in aap_points()
+        ],
         benches=expand(PATHS.aap_bench("{model}"), model=config["models"]),
     output:
         csv=PATHS.dance_summary,
         md=PATHS.dance_summary.with_suffix(".md"),
         terms=PATHS.dance_difficulty_terms,
         terms_md=PATHS.dance_difficulty_terms.with_suffix(".md"),
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     log:
         LOGS / "dance_summary.log",
     conda:
         CONDA_ENV
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     shell:
         dance("dance-summary")

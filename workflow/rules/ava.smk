@@ -8,15 +8,15 @@ rule train_ava:
     output:
         checkpoint=PATHS.checkpoint("{model}", "ava"),
         history=PATHS.history("{model}", "ava"),
-    params:
-        fp=stage_fp("ava"),
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_ava_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=stage_fp("ava"),
     shell:
         dance("train-ava", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -31,12 +31,12 @@ rule ava_stats:
         sparsity=PATHS.ava_sparsity("{model}"),
         profiles=PATHS.ava_profiles("{model}"),
         summary=PATHS.ava_summary("{model}"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "ava_stats_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     shell:
         dance("ava-stats", "--model {wildcards.model}", "--set threads={threads}")

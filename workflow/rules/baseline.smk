@@ -7,15 +7,15 @@ rule train_baseline:
     output:
         checkpoint=PATHS.checkpoint("{model}", "baseline"),
         history=PATHS.history("{model}", "baseline"),
-    params:
-        fp=fp("seed", "dataset", "model", "train"),
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_baseline_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=fp("seed", "dataset", "model", "train"),
     shell:
         dance("train-baseline", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -27,13 +27,17 @@ rule evaluate:
         metrics=PATHS.evaluation("{model}", "{stage}"),
         per_class=PATHS.metrics / "{model}" / "{stage}_per_class.csv",
         confusion=PATHS.metrics / "{model}" / "{stage}_confusion.csv",
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_{model}_{stage}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
     shell:
-        dance("evaluate", "--model {wildcards.model}", "--stage {wildcards.stage}",
-              "--set threads={threads}")
+        dance(
+            "evaluate",
+            "--model {wildcards.model}",
+            "--stage {wildcards.stage}",
+            "--set threads={threads}",
+        )

@@ -19,8 +19,10 @@ try:
     # is refused, and nested --config values get their types.
     settings = workflow.config_settings
     resolved = dance_config.resolve(
-        settings.configfiles, dance_config.typed_cli_values(dict(settings.config)),
-        with_default=not settings.replace_workflow_config)
+        settings.configfiles,
+        dance_config.typed_cli_values(dict(settings.config)),
+        with_default=not settings.replace_workflow_config,
+    )
     config.clear()
     config.update(resolved)
     for key in ("results_dir", "figures_dir", "work_dir"):
@@ -37,8 +39,9 @@ PATHS = Paths(config)
 # environment, which holds the dependencies but not the package).
 RESOLVED_CONFIG = dance_config.write_resolved(config, PATHS.work / "config")
 os.environ.update(DANCE_CONFIG=str(RESOLVED_CONFIG))
-PYTHONPATH = os.pathsep.join([str(Path(workflow.basedir) / "src"),
-                              *filter(None, [os.environ.get("PYTHONPATH")])])
+PYTHONPATH = os.pathsep.join(
+    [str(Path(workflow.basedir) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 DANCE = f'PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config "$DANCE_CONFIG"'
 # The software of every step (snakemake --lint): the project's one environment, relative to
 # the rule files in workflow/rules/. Used with `--sdm conda`; ignored otherwise.
@@ -63,7 +66,8 @@ def job_threads(kind):
 
 def job_resources(kind):
     """What a job of this kind requests from a cluster executor (config `resources.<kind>`):
-    memory, wall-clock minutes and, where configured, GPUs (Snakemake's `gpu` resource)."""
+    memory, wall-clock minutes and, where configured, GPUs (Snakemake's `gpu` resource).
+    """
     res = config["resources"][kind]
     out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"]}
     if res.get("gpus"):
@@ -78,8 +82,12 @@ def aap_points():
     """(variant, point) pairs the workflow trains (mirrors dance.train.aap.trained_points)."""
     n = len(config["aap"]["points"])
     pairs = [("dance", k) for k in range(n)]
-    pairs += [(v, k) for v in config["aap"]["ablations"] for k in config["aap"]["ablation_points"]
-              if k < n]
+    pairs += [
+        (v, k)
+        for v in config["aap"]["ablations"]
+        for k in config["aap"]["ablation_points"]
+        if k < n
+    ]
     return pairs
 
 
@@ -96,8 +104,15 @@ def aap_backbone_eval(wildcards):
 def aap_fp(wildcards):
     """Params trigger of one controller: the keys its checkpoint's fingerprint covers
     (dance.config.aap_training_keys, its backbone's sections) and its own budget, so that
-    adding an operating point or changing an evaluation-only key retrains nothing else."""
-    sections = ["seed", "dataset", "model", "train", *dance_config.aap_training_keys(config)]
+    adding an operating point or changing an evaluation-only key retrains nothing else.
+    """
+    sections = [
+        "seed",
+        "dataset",
+        "model",
+        "train",
+        *dance_config.aap_training_keys(config),
+    ]
     if wildcards.variant != "no_ava":
         sections.append("ava")
     return f"{fp(*sections)}@{config['aap']['points'][int(wildcards.point)]}"
@@ -112,17 +127,22 @@ COMPARISON_RECORDS = []
 def stage_fp(stage, *extra):
     """Params trigger of a training rule: the keys that change `stage`'s weights, the same
     list its checkpoint's fingerprint covers (dance.config.STAGE_SECTIONS: a compared
-    method hashes AVA's fine-tuning schedule, not AVA's loss weights), plus `extra` keys."""
-    return fp("seed", "dataset", "model", "train", *dance_config.stage_sections(stage), *extra)
+    method hashes AVA's fine-tuning schedule, not AVA's loss weights), plus `extra` keys.
+    """
+    return fp(
+        "seed", "dataset", "model", "train", *dance_config.stage_sections(stage), *extra
+    )
 
 
 def sota_records(model):
     levels = ["mild", "aggressive"]
     points = [f"t{t:g}" for t in config["sota"]["selector"]["thresholds"]]
     points += ["always_aggressive", "always_mild", "oracle"]
-    return ([PATHS.sota_record(model, "dense", "dense")]
-            + [PATHS.sota_record(model, "l1", lv) for lv in levels]
-            + [PATHS.sota_record(model, "selector", p) for p in points])
+    return (
+        [PATHS.sota_record(model, "dense", "dense")]
+        + [PATHS.sota_record(model, "l1", lv) for lv in levels]
+        + [PATHS.sota_record(model, "selector", p) for p in points]
+    )
 
 
 def selector_records(model):
@@ -130,7 +150,7 @@ def selector_records(model):
     return [p for p in sota_records(model) if p.name.startswith("selector_")]
 
 
-DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}   # record name -> method
+DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}  # record name -> method
 
 
 def dynamic_stage(wildcards):
@@ -143,8 +163,9 @@ SOTA_DYNAMIC_RECORDS = [
     for rname, method in DYNAMIC_METHOD.items()
     for k in range(len(config["sota"][method]["points"]))
 ]
-COMPARISON_RECORDS.extend(SOTA_DYNAMIC_RECORDS)  # the comparison (sota.smk) waits for them
-
+COMPARISON_RECORDS.extend(
+    SOTA_DYNAMIC_RECORDS
+)  # the comparison (sota.smk) waits for them
 
 
 # --- devices (devices.smk) ---------------------------------------------------------------
@@ -154,23 +175,30 @@ def export_inputs(wildcards):
     n = len(config["aap"]["points"])
     points = config["devices"]["points"]
     points = range(n) if points is None else points
-    return ([PATHS.checkpoint(m, "ava") for m in config["models"]]
-            + [PATHS.aap_checkpoint(m, "dance", k) for m in config["models"] for k in points])
+    return [PATHS.checkpoint(m, "ava") for m in config["models"]] + [
+        PATHS.aap_checkpoint(m, "dance", k) for m in config["models"] for k in points
+    ]
 
 
 def device_log_state(device):
     """Params trigger: the rule of a device that is not driven from here re-runs when logs
     appear in (or change under) its hand-placed log folder. A driven device's own fetched
     logs must not trigger another run."""
-    key = {"jetson_nano": ("jetson_nano", "ssh"), "snapdragon": ("snapdragon", "adb_serial")}
+    key = {
+        "jetson_nano": ("jetson_nano", "ssh"),
+        "snapdragon": ("snapdragon", "adb_serial"),
+    }
     section, field = key[device]
     if config["devices"][section][field]:
         return "driven"
     folder = PATHS.device_logs(device)
     if not folder.exists():
         return "none"
-    return sorted(f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                  for p in folder.rglob("*") if p.is_file())
+    return sorted(
+        f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
 
 
 # --- paper outputs (paper.smk) -----------------------------------------------------------
@@ -189,8 +217,10 @@ def produced_by_workflow(path):
 def report_inputs(artifact_id):
     a = REPORT.get(artifact_id)
     optional = [p for p in a.optional(config) if produced_by_workflow(p)]
-    return {"results": [str(p) for p in (*a.inputs(config), *optional)],
-            "code": [str(p) for p in REPORT.code_files(artifact_id)]}
+    return {
+        "results": [str(p) for p in (*a.inputs(config), *optional)],
+        "code": [str(p) for p in REPORT.code_files(artifact_id)],
+    }
 
 
 def report_outputs(artifact_id, category):

@@ -4,15 +4,15 @@
 rule prepare_data:
     output:
         manifest=PATHS.manifest,
-    params:
-        fp=fp("seed", "dataset"),
-    threads: job_threads("data")
-    resources:
-        **job_resources("data"),
     log:
         LOGS / "prepare_data.log",
     conda:
         CONDA_ENV
+    threads: job_threads("data")
+    resources:
+        **job_resources("data"),
+    params:
+        fp=fp("seed", "dataset"),
     shell:
         dance("prepare-data")
 
@@ -22,16 +22,19 @@ rule plot_samples:
         manifest=PATHS.manifest,
         code="src/dance/report/figures/samples.py",
     output:
-        png=report(PATHS.figure("dataset_samples", "png"), caption="../report/dataset_samples.rst",
-                   category="Figures"),
+        png=report(
+            PATHS.figure("dataset_samples", "png"),
+            caption="../report/dataset_samples.rst",
+            category="Figures",
+        ),
         pdf=PATHS.figure("dataset_samples", "pdf"),
         csv=PATHS.figure("dataset_samples", "csv"),
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     log:
         LOGS / "plot_samples.log",
     conda:
         CONDA_ENV
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     shell:
         dance("plot-samples")

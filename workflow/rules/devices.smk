@@ -17,15 +17,15 @@ rule export_onnx:
     output:
         bundle=PATHS.device_bundle / "manifest.json",
         check=PATHS.onnx_export_check,
-    params:
-        fp=fp("seed", "dataset", "model", "train", "ava", "aap", "bench", "devices"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "export_onnx.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("seed", "dataset", "model", "train", "ava", "aap", "bench", "devices"),
     shell:
         dance("export-onnx", "--set threads={threads}")
 
@@ -36,16 +36,16 @@ rule bench_onnx:
     output:
         csv=PATHS.bench_onnx,
         detail=PATHS.bench_onnx.with_suffix(".json"),
-    params:
-        fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     log:
         LOGS / "bench_onnx.log",
     conda:
         CONDA_ENV
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    params:
+        fp=fp("bench"),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
         dance("bench-onnx", "--set bench.threads={params.threads}")
 
@@ -55,16 +55,16 @@ rule jetson_nano:
         bundle=PATHS.device_bundle / "manifest.json",
     output:
         PATHS.device_result("jetson_nano"),
+    log:
+        LOGS / "device_jetson_nano.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    resources:
+        jetson=1,
     params:
         fp=fp("devices"),
         logs=lambda wildcards: device_log_state("jetson_nano"),
-    resources:
-        jetson=1,
-    localrule: True
-    log:
-        LOGS / "device_jetson_nano.log",
-    conda:
-        CONDA_ENV
     shell:
         dance("device", "--device jetson_nano")
 
@@ -74,16 +74,16 @@ rule snapdragon:
         bundle=PATHS.device_bundle / "manifest.json",
     output:
         PATHS.device_result("snapdragon"),
+    log:
+        LOGS / "device_snapdragon.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    resources:
+        phone=1,
     params:
         fp=fp("devices"),
         logs=lambda wildcards: device_log_state("snapdragon"),
-    resources:
-        phone=1,
-    localrule: True
-    log:
-        LOGS / "device_snapdragon.log",
-    conda:
-        CONDA_ENV
     shell:
         dance("device", "--device snapdragon")
 
@@ -100,10 +100,10 @@ rule devices_summary:
         md=PATHS.devices_summary.with_suffix(".md"),
     log:
         LOGS / "devices_summary.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
     shell:
         dance("devices-summary")

@@ -6,19 +6,21 @@
 rule profile:
     input:
         manifest=PATHS.manifest,
-        checkpoints=expand(PATHS.checkpoint("{model}", "baseline"), model=config["models"]),
+        checkpoints=expand(
+            PATHS.checkpoint("{model}", "baseline"), model=config["models"]
+        ),
     output:
         layers=PATHS.profile_layers,
         summary=PATHS.profile_summary,
-    params:
-        fp=fp("models", "dataset", "model", "energy"),
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     log:
         LOGS / "profile.log",
     conda:
         CONDA_ENV
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    params:
+        fp=fp("models", "dataset", "model", "energy"),
     shell:
         dance("profile")
 
@@ -30,17 +32,21 @@ rule bench:
     output:
         csv=PATHS.bench("{model}", "{stage}"),
         detail=PATHS.bench("{model}", "{stage}").with_suffix(".json"),
-    params:
-        fp=fp("bench"),
-        # bench.threads = 0 means every core the job is given
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     log:
         LOGS / "bench_{model}_{stage}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    params:
+        fp=fp("bench"),
+        # bench.threads = 0 means every core the job is given
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
-        dance("bench", "--model {wildcards.model}", "--stage {wildcards.stage}",
-              "--set bench.threads={params.threads}")
+        dance(
+            "bench",
+            "--model {wildcards.model}",
+            "--stage {wildcards.stage}",
+            "--set bench.threads={params.threads}",
+        )

@@ -9,185 +9,267 @@ FIGURE_CMD = dance("figure", "{params.id}")
 
 
 rule table_T1:
-    input: unpack(artifact_inputs("T1"))
-    output: report_outputs("T1", "Tables")
-    params: id="T1", fp=fp("dataset")
-    log: LOGS / "table_T1.log"
+    input:
+        unpack(artifact_inputs("T1")),
+    output:
+        report_outputs("T1", "Tables"),
+    log:
+        LOGS / "table_T1.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: TABLE_CMD
+    params:
+        id="T1",
+        fp=fp("dataset"),
+    shell:
+        TABLE_CMD
 
 
 rule table_T2:
-    input: unpack(artifact_inputs("T2"))
-    output: report_outputs("T2", "Tables")
-    params: id="T2", fp=fp("claims")
-    log: LOGS / "table_T2.log"
+    input:
+        unpack(artifact_inputs("T2")),
+    output:
+        report_outputs("T2", "Tables"),
+    log:
+        LOGS / "table_T2.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: TABLE_CMD
+    params:
+        id="T2",
+        fp=fp("claims"),
+    shell:
+        TABLE_CMD
 
 
 rule table_T3:
-    input: unpack(artifact_inputs("T3"))
-    output: report_outputs("T3", "Tables")
-    params: id="T3"
-    log: LOGS / "table_T3.log"
+    input:
+        unpack(artifact_inputs("T3")),
+    output:
+        report_outputs("T3", "Tables"),
+    log:
+        LOGS / "table_T3.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: TABLE_CMD
+    params:
+        id="T3",
+    shell:
+        TABLE_CMD
 
 
 rule table_T4:
-    input: unpack(artifact_inputs("T4"))
-    output: report_outputs("T4", "Tables")
-    params: id="T4"
-    log: LOGS / "table_T4.log"
+    input:
+        unpack(artifact_inputs("T4")),
+    output:
+        report_outputs("T4", "Tables"),
+    log:
+        LOGS / "table_T4.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: TABLE_CMD
+    params:
+        id="T4",
+    shell:
+        TABLE_CMD
 
 
 rule figure_F1:
-    input: unpack(artifact_inputs("F1"))
-    output: report_outputs("F1", "Figures")
-    params: id="F1", fp=fp("plots", "claims")
-    log: LOGS / "figure_F1.log"
+    input:
+        unpack(artifact_inputs("F1")),
+    output:
+        report_outputs("F1", "Figures"),
+    log:
+        LOGS / "figure_F1.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F1",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F2:
-    input: unpack(artifact_inputs("F2"))
-    output: report_outputs("F2", "Figures")
-    params: id="F2", fp=fp("plots")
-    log: LOGS / "figure_F2.log"
+    input:
+        unpack(artifact_inputs("F2")),
+    output:
+        report_outputs("F2", "Figures"),
+    log:
+        LOGS / "figure_F2.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F2",
+        fp=fp("plots"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F3:
-    input: unpack(artifact_inputs("F3"))
-    output: report_outputs("F3", "Figures")
-    params: id="F3", fp=fp("plots", "claims")
-    log: LOGS / "figure_F3.log"
+    input:
+        unpack(artifact_inputs("F3")),
+    output:
+        report_outputs("F3", "Figures"),
+    log:
+        LOGS / "figure_F3.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F3",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F4:
-    input: unpack(artifact_inputs("F4"))
-    output: report_outputs("F4", "Figures")
-    params: id="F4", fp=fp("plots", "claims")
-    log: LOGS / "figure_F4.log"
+    input:
+        unpack(artifact_inputs("F4")),
+    output:
+        report_outputs("F4", "Figures"),
+    log:
+        LOGS / "figure_F4.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F4",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F5:
-    input: unpack(artifact_inputs("F5"))
-    output: report_outputs("F5", "Figures")
-    params: id="F5", fp=fp("plots")
-    log: LOGS / "figure_F5.log"
+    input:
+        unpack(artifact_inputs("F5")),
+    output:
+        report_outputs("F5", "Figures"),
+    log:
+        LOGS / "figure_F5.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F5",
+        fp=fp("plots"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F6:
-    input: unpack(artifact_inputs("F6"))
-    output: report_outputs("F6", "Figures")
-    params: id="F6", fp=fp("plots", "claims")
-    log: LOGS / "figure_F6.log"
+    input:
+        unpack(artifact_inputs("F6")),
+    output:
+        report_outputs("F6", "Figures"),
+    log:
+        LOGS / "figure_F6.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F6",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F7:
-    input: unpack(artifact_inputs("F7"))
-    output: report_outputs("F7", "Figures")
-    params: id="F7", fp=fp("plots", "claims")
-    log: LOGS / "figure_F7.log"
+    input:
+        unpack(artifact_inputs("F7")),
+    output:
+        report_outputs("F7", "Figures"),
+    log:
+        LOGS / "figure_F7.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F7",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F8:
-    input: unpack(artifact_inputs("F8"))
-    output: report_outputs("F8", "Figures")
-    params: id="F8", fp=fp("plots", "claims")
-    log: LOGS / "figure_F8.log"
+    input:
+        unpack(artifact_inputs("F8")),
+    output:
+        report_outputs("F8", "Figures"),
+    log:
+        LOGS / "figure_F8.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F8",
+        fp=fp("plots", "claims"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F9:
-    input: unpack(artifact_inputs("F9"))
-    output: report_outputs("F9", "Figures")
-    params: id="F9", fp=fp("plots")
-    log: LOGS / "figure_F9.log"
+    input:
+        unpack(artifact_inputs("F9")),
+    output:
+        report_outputs("F9", "Figures"),
+    log:
+        LOGS / "figure_F9.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F9",
+        fp=fp("plots"),
+    shell:
+        FIGURE_CMD
 
 
 rule figure_F10:
-    input: unpack(artifact_inputs("F10"))
-    output: report_outputs("F10", "Figures")
-    params: id="F10", fp=fp("plots", "energy")
-    log: LOGS / "figure_F10.log"
+    input:
+        unpack(artifact_inputs("F10")),
+    output:
+        report_outputs("F10", "Figures"),
+    log:
+        LOGS / "figure_F10.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
-    shell: FIGURE_CMD
+    params:
+        id="F10",
+        fp=fp("plots", "energy"),
+    shell:
+        FIGURE_CMD
 
 
 rule claims:
@@ -197,15 +279,15 @@ rule claims:
         code=["src/dance/report/claims.py", "src/dance/report/data.py"],
     output:
         report(str(PATHS.claims), caption="../report/claims.rst", category="Claims"),
-    params:
-        fp=fp("claims"),
     log:
         LOGS / "claims.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
+    params:
+        fp=fp("claims"),
     shell:
         dance("claims")
 
@@ -215,19 +297,26 @@ rule claims:
 # re-records it; the date alone never re-runs anything.
 rule provenance:
     input:
-        results=[rules.claims.output, [o for t in REPORT.TABLES for o in t.outputs(config)]],
+        results=[
+            rules.claims.output,
+            [o for t in REPORT.TABLES for o in t.outputs(config)],
+        ],
         code="src/dance/report/provenance.py",
     output:
-        report(str(PATHS.provenance), caption="../report/provenance.rst", category="Claims"),
-    params:
-        fp=dance_config.fingerprint(config),
-        commit=git_commit(),
+        report(
+            str(PATHS.provenance),
+            caption="../report/provenance.rst",
+            category="Claims",
+        ),
     log:
         LOGS / "provenance.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
+    params:
+        fp=dance_config.fingerprint(config),
+        commit=git_commit(),
     shell:
         dance("provenance")

@@ -12,6 +12,7 @@ wildcard_constraints:
 # The generic bench rule's bench_{stage}.csv pattern also matches bench_sota.csv.
 ruleorder: bench_sota > bench
 
+
 rule train_l1:
     input:
         baseline=PATHS.checkpoint("{model}", "baseline"),
@@ -19,18 +20,22 @@ rule train_l1:
     output:
         checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
         history=PATHS.history("{model}", "l1_{level}"),
-    params:
-        fp=lambda w: stage_fp(f"l1_{w.level}"),
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_l1_{model}_{level}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=lambda w: stage_fp(f"l1_{w.level}"),
     shell:
-        dance("train-l1", "--model {wildcards.model}", "--level {wildcards.level}",
-              "--set threads={threads}")
+        dance(
+            "train-l1",
+            "--model {wildcards.model}",
+            "--level {wildcards.level}",
+            "--set threads={threads}",
+        )
 
 
 rule train_selector:
@@ -39,15 +44,15 @@ rule train_selector:
     output:
         checkpoint=PATHS.sota_checkpoint("{model}", "selector"),
         history=PATHS.sota_history("{model}", "selector"),
-    params:
-        fp=stage_fp("l1_aggressive", "sota.selector"),
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_selector_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=stage_fp("l1_aggressive", "sota.selector"),
     shell:
         dance("train-selector", "--model {wildcards.model}", "--set threads={threads}")
 
@@ -55,23 +60,29 @@ rule train_selector:
 rule bench_sota:
     input:
         manifest=PATHS.manifest,
-        nets=expand(PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]),
+        nets=expand(
+            PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]
+        ),
         selector=PATHS.sota_checkpoint("{model}", "selector"),
     output:
         csv=PATHS.sota_bench("{model}"),
         detail=PATHS.sota_bench("{model}").with_suffix(".json"),
-    params:
-        fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     log:
         LOGS / "bench_sota_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("bench")
+    resources:
+        **job_resources("bench"),
+    params:
+        fp=fp("bench"),
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
-        dance("bench-sota", "--model {wildcards.model}", "--set bench.threads={params.threads}")
+        dance(
+            "bench-sota",
+            "--model {wildcards.model}",
+            "--set bench.threads={params.threads}",
+        )
 
 
 rule evaluate_sota_dense:
@@ -81,17 +92,21 @@ rule evaluate_sota_dense:
         bench=PATHS.sota_bench("{model}"),
     output:
         PATHS.sota_record("{model}", "dense", "dense"),
-    params:
-        fp=fp("energy"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_sota_dense_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("energy"),
     shell:
-        dance("evaluate-sota-dense", "--model {wildcards.model}", "--set threads={threads}")
+        dance(
+            "evaluate-sota-dense",
+            "--model {wildcards.model}",
+            "--set threads={threads}",
+        )
 
 
 rule evaluate_l1:
@@ -101,40 +116,50 @@ rule evaluate_l1:
         bench=PATHS.sota_bench("{model}"),
     output:
         PATHS.sota_record("{model}", "l1", "{level}"),
-    params:
-        fp=fp("energy"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_l1_{model}_{level}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("energy"),
     shell:
-        dance("evaluate-l1", "--model {wildcards.model}", "--level {wildcards.level}",
-              "--set threads={threads}")
+        dance(
+            "evaluate-l1",
+            "--model {wildcards.model}",
+            "--level {wildcards.level}",
+            "--set threads={threads}",
+        )
 
 
 rule evaluate_selector:
     input:
-        nets=expand(PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]),
+        nets=expand(
+            PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]
+        ),
         selector=PATHS.sota_checkpoint("{model}", "selector"),
         evaluation=PATHS.evaluation("{model}", "baseline"),
         bench=PATHS.sota_bench("{model}"),
     output:
         records=selector_records("{model}"),
-        routing=PATHS.sota_record("{model}", "selector", "x").with_name("selector_routing.csv"),
-    params:
-        fp=fp("energy", "sota"),
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
+        routing=PATHS.sota_record("{model}", "selector", "x").with_name(
+            "selector_routing.csv"
+        ),
     log:
         LOGS / "evaluate_selector_{model}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("energy", "sota"),
     shell:
-        dance("evaluate-selector", "--model {wildcards.model}", "--set threads={threads}")
+        dance(
+            "evaluate-selector", "--model {wildcards.model}", "--set threads={threads}"
+        )
 
 
 rule comparison:
@@ -148,14 +173,14 @@ rule comparison:
         md=PATHS.comparison.with_suffix(".md"),
         matched=PATHS.comparison_matched,
         literature=PATHS.comparison_literature,
-    params:
-        fp=fp("energy", "sota"),
     log:
         LOGS / "comparison.log",
+    conda:
+        CONDA_ENV
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        CONDA_ENV
+    params:
+        fp=fp("energy", "sota"),
     shell:
         dance("comparison")

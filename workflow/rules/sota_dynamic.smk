@@ -4,6 +4,7 @@
 # batch-1 latency timed interleaved with the dense baseline). Record method names: fbs,
 # frame_skip; config sections: sota.gating, sota.frame_skip.
 
+
 wildcard_constraints:
     rname="fbs|frame_skip",
     dmethod="gating|frame_skip",
@@ -16,18 +17,23 @@ rule train_dynamic:
     output:
         checkpoint=PATHS.checkpoint("{model}", "{dmethod}@{point}"),
         history=PATHS.history("{model}", "{dmethod}@{point}"),
-    params:
-        fp=lambda w: stage_fp(w.dmethod),
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     log:
         LOGS / "train_dynamic_{model}_{dmethod}_{point}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    params:
+        fp=lambda w: stage_fp(w.dmethod),
     shell:
-        dance("train-dynamic", "--model {wildcards.model}", "--method {wildcards.dmethod}",
-              "--point {wildcards.point}", "--set threads={threads}")
+        dance(
+            "train-dynamic",
+            "--model {wildcards.model}",
+            "--method {wildcards.dmethod}",
+            "--point {wildcards.point}",
+            "--set threads={threads}",
+        )
 
 
 rule evaluate_dynamic:
@@ -38,18 +44,23 @@ rule evaluate_dynamic:
     output:
         record=PATHS.sota_dynamic_record("{model}", "{rname}", "{point}"),
         clips=PATHS.sota_dynamic_clips("{model}", "{rname}", "{point}"),
-    params:
-        fp=fp("energy", "bench"),
-        method=lambda w: DYNAMIC_METHOD[w.rname],
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     log:
         LOGS / "evaluate_dynamic_{model}_{rname}_{point}.log",
     conda:
         CONDA_ENV
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        fp=fp("energy", "bench"),
+        method=lambda w: DYNAMIC_METHOD[w.rname],
+        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
-        dance("evaluate-dynamic", "--model {wildcards.model}", "--method {params.method}",
-              "--point {wildcards.point}", "--set threads={threads}",
-              "--set bench.threads={params.threads}")
+        dance(
+            "evaluate-dynamic",
+            "--model {wildcards.model}",
+            "--method {params.method}",
+            "--point {wildcards.point}",
+            "--set threads={threads}",
+            "--set bench.threads={params.threads}",
+        )
