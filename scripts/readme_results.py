@@ -49,14 +49,14 @@ def claims(results: Path) -> str:
 
 
 def run_times(results: Path) -> str:
-    lines = ["| stage (`workflow/rules/<stage>.smk`) | jobs | wall time | longest job |",
-             "|---|---|---|---|"]
+    lines = ["| stage (`workflow/rules/<stage>.smk`) | jobs | time of its jobs | span "
+             "(first start to last finish) | longest job |", "|---|---|---|---|---|"]
     for r in _csv(results / "run_times.csv"):
         longest = ("—" if not r["longest_job_rule"] else
                    f"{float(r['longest_job_minutes']):.1f} min (`{r['longest_job_rule']}`)")
         name = "**total**" if r["stage"] == "total" else r["stage"]
-        lines.append(f"| {name} | {r['jobs']} | {float(r['span_minutes']):.1f} min | "
-                     f"{longest} |")
+        lines.append(f"| {name} | {r['jobs']} | {float(r['job_minutes_sum']):.1f} min | "
+                     f"{float(r['span_minutes']):.1f} min | {longest} |")
     return "\n".join(lines) + "\n"
 
 
