@@ -218,22 +218,16 @@ class LatencyModel(nn.Module):
     controller never prunes costs its dense conv's measured time. The grid's decisions are
     fixed, so a layer that decides for itself also pays its measured decision overhead
     (``decide_ms − all_kept_ms`` of ``per_layer_overhead``: the profiles and keep rules, 0
-    when not measured) — but only a layer that really prunes: after training, decisions
-    that prune less than ``aap.min_pruned_share`` are switched off and cost nothing, so the
-    overhead is weighted by ``1 − exp(−(1 − s)/ε)``, s the layer's kept share (frames ×
-    channels × features) and ε = `prune_scale` (that share). A controller can then buy a
-    layer's decisions only where they save more than they cost. The network's prediction =
-    the floor (time outside the prunable convs) + the sum over layers. ``ratio(shares)``
-    divides it by the measured dense network latency.
+    when not measured). The network's prediction = the floor (time outside the prunable
+    convs) + the sum over layers. ``ratio(shares)`` divides it by the measured dense network
+    latency.
     """
 
     def __init__(self, grid: tuple[list[float], list[float], list[float]],
                  table_ms: Tensor, dense_layer_ms: Tensor, floor_ms: float, dense_ms: float,
-                 layers: list[str], decide_ms: Tensor | None = None,
-                 prune_scale: float = 0.02) -> None:
+                 layers: list[str], decide_ms: Tensor | None = None) -> None:
         super().__init__()
         self.layers = layers
-        self.prune_scale = max(float(prune_scale), 1e-3)
         self.register_buffer("dense_layer_ms", dense_layer_ms.to(torch.float64),
                              persistent=False)
         decide = torch.zeros(len(layers)) if decide_ms is None else decide_ms
@@ -247,7 +241,7 @@ class LatencyModel(nn.Module):
         self.dense_ms = float(dense_ms)
 
     @classmethod
-    def load(cls, path: Path, layers: list[str], prune_scale: float = 0.02) -> LatencyModel:
+    def load(cls, path: Path, layers: list[str]) -> LatencyModel:
         """From a table written by :func:`write_table`; the layers must be the network's."""
         import csv
 
@@ -281,7 +275,7 @@ class LatencyModel(nn.Module):
         decide = torch.tensor([over[n]["decide_ms"] - over[n]["all_kept_ms"] if n in over
                                else 0.0 for n in layers], dtype=torch.float64)
         return cls(grid, table, dense, cond["network_floor_ms"], cond["network_dense_ms"],
-                   layers, decide, prune_scale)
+                   layers, decide)
 
     def _axis(self, g: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
         """Lower grid index and interpolation weight of shares `s` on axis `g`."""
@@ -313,9 +307,7 @@ class LatencyModel(nn.Module):
         """[N] predicted network latency / measured dense latency. `pruned` [L] bool: the
         layers that run the pruned path; the others run their dense conv (no decision, no
         overhead) and cost its measured time."""
-        s = shares.to(torch.float64)
-        prunes = 1.0 - torch.exp(-(1.0 - s.prod(-1)).clamp_min(0.0) / self.prune_scale)
-        per_layer = self.layer_ms(shares) + self.decide_ms[None] * prunes
+        per_layer = self.layer_ms(shares) + self.decide_ms[None]
         if pruned is not None:
             per_layer = torch.where(pruned.to(per_layer.device)[None], per_layer,
                                     self.dense_layer_ms[None])

@@ -246,7 +246,7 @@ def latency_model(cfg: dict, model_name: str, net: AAPNet) -> nn.Module | None:
         raise ConfigError(f"config key 'aap.cost' is latency, but the latency table {path} "
                           f"does not exist: run `python -m dance latency-table --model "
                           f"{model_name}` (rule latency_table) first")
-    return LatencyModel.load(path, net.names, cfg["aap"]["min_pruned_share"])
+    return LatencyModel.load(path, net.names)
 
 
 DIM_NAMES = ("frames", "channels", "features")
