@@ -163,3 +163,24 @@ def test_the_latency_keys_change_a_controller_only_when_it_trains_against_latenc
     assert "aap.stats_stride" not in config_mod.aap_training_keys(macs)
     strided = tiny_config(tmp_path, aap={"stats_stride": 2})
     assert "aap.stats_stride" in config_mod.aap_training_keys(strided)
+
+
+def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
+    """A layer whose fastest grid point saves less than its decision overhead gets no
+    decisions (the first pruned entry would cost the whole overhead, a step soft masks
+    cannot weigh)."""
+    from dance.aap.latency_table import COLUMNS, layers_that_pay
+    from dance.io import write_csv, write_json
+
+    path = tmp_path / "latency_table.csv"
+    rows = []
+    for layer, dense, times in (("big", 1.0, (0.5, 0.8, 0.98)), ("small", 0.3, (0.25, 0.28, 0.3))):
+        rows += [{**dict.fromkeys(COLUMNS, 0), "layer": layer, "dense_median_ms": dense,
+                  "median_ms": t} for t in times]
+    write_csv(path, rows, COLUMNS)
+    write_json(path.with_suffix(".json"), {"per_layer_overhead": {
+        "big": {"dense_ms": 1.0, "all_kept_ms": 0.95, "decide_ms": 1.2},      # 0.25 < 0.5
+        "small": {"dense_ms": 0.3, "all_kept_ms": 0.28, "decide_ms": 0.38}}})  # 0.10 > 0.05
+    assert layers_that_pay(path, ["big", "small"]) == [True, False]
+    with pytest.raises(DanceError, match="no layer 'other'"):
+        layers_that_pay(path, ["big", "other"])

@@ -210,6 +210,30 @@ def overhead_summary(path: Path) -> str:
     return "\n".join(lines)
 
 
+def layers_that_pay(path: Path, layers: list[str]) -> list[bool]:
+    """Per layer: can deciding there ever pay on this host? True when the layer's fastest
+    grid point saves more than its measured decision overhead (dense − min over the grid >
+    ``decide_ms − all_kept_ms``). A latency-aware controller decides only in those layers:
+    the overhead is paid once a layer decides at all, which gradient descent on soft
+    masks cannot weigh (a layer's first pruned entry costs the whole overhead)."""
+    import csv
+
+    cond = read_json(path.with_suffix(".json"))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    over = cond.get("per_layer_overhead", {})
+    out = []
+    for name in layers:
+        mine = [r for r in rows if r["layer"] == name]
+        if not mine or name not in over:
+            raise DanceError(f"latency table {path} has no layer {name!r}: re-run `python -m "
+                             f"dance latency-table`")
+        best = min(float(r["median_ms"]) for r in mine)
+        saving = float(mine[0]["dense_median_ms"]) - best
+        out.append(saving > over[name]["decide_ms"] - over[name]["all_kept_ms"])
+    return out
+
+
 class LatencyModel(nn.Module):
     """Predicted whole-network latency from per-layer kept shares, differentiable.
 
