@@ -91,6 +91,8 @@ MEASURED_FIELDS = frozenset({
     "idle_power_w", "energy_j_per_clip", "energy_efficiency_clips_per_j",  # devices.csv
     "iqr_ms", "dense_iqr_ms", "load_average_1m",                        # their spread, load
     "export_seconds",                                                     # onnx_export.json
+    "speedup_tau0", "speedup_decide", "controller_overhead_ms",           # overhead probes
+    "decision_overhead_us_per_conv",
 })
 # Fields that are not time but record when and where the run happened (the tests run into
 # different folders; the config fingerprint covers those folders): {file name: keys}.
