@@ -168,19 +168,17 @@ def test_the_latency_keys_change_a_controller_only_when_it_trains_against_latenc
 def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
     """A layer whose fastest grid point saves less than its decision overhead gets no
     decisions (the first pruned entry would cost the whole overhead, a step soft masks
-    cannot weigh)."""
-    from dance.aap.latency_table import COLUMNS, layers_that_pay
-    from dance.io import write_csv, write_json
+    cannot weigh); a missing table is named with the command that writes it."""
+    from dance.aap.factory import controller_spec
+    from dance.aap.latency_table import host_latency_model, layers_that_pay
 
-    path = tmp_path / "latency_table.csv"
-    rows = []
-    for layer, dense, times in (("big", 1.0, (0.5, 0.8, 0.98)), ("small", 0.3, (0.25, 0.28, 0.3))):
-        rows += [{**dict.fromkeys(COLUMNS, 0), "layer": layer, "dense_median_ms": dense,
-                  "median_ms": t} for t in times]
-    write_csv(path, rows, COLUMNS)
-    write_json(path.with_suffix(".json"), {"per_layer_overhead": {
-        "big": {"dense_ms": 1.0, "all_kept_ms": 0.95, "decide_ms": 1.2},      # 0.25 < 0.5
-        "small": {"dense_ms": 0.3, "all_kept_ms": 0.28, "decide_ms": 0.38}}})  # 0.10 > 0.05
-    assert layers_that_pay(path, ["big", "small"]) == [True, False]
-    with pytest.raises(DanceError, match="no layer 'other'"):
-        layers_that_pay(path, ["big", "other"])
+    model, _ = _linear_model(layers=2)        # layer 0 saves 4.65 ms at best, layer 1 4.10
+    model.decide_ms.copy_(torch.tensor([4.0, 4.2], dtype=torch.float64))
+    assert layers_that_pay(model) == [True, False]
+    cfg = tiny_config(tmp_path, aap={"cost": "latency", "min_layer_share": 0.0})
+    backbone = build_model("c3d", 10, width=0.125, frames=8, size=32)
+    net = AAPNet(backbone, None, input_shape=(3, 8, 32, 32))
+    with pytest.raises(ConfigError, match=r"aap\.cost.*python -m dance latency-table --model c3d"):
+        host_latency_model(cfg, "c3d", net.names)
+    with pytest.raises(ConfigError, match=r"latency-table --model c3d"):
+        controller_spec(cfg, backbone, "dance", net.macs)

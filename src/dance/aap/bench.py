@@ -23,6 +23,7 @@ import re
 
 from torch import Tensor, nn
 
+from dance.aap.latency_table import DECIDE_TAU
 from dance.errors import ConfigError
 from dance.measure.variants import (
     VariantFn,
@@ -34,7 +35,8 @@ from dance.nn.conv import use_fast_convs
 
 PREFIX = "dance"
 _NAME = re.compile(r"^dance(?:-(?P<variant>[a-z_]+))?@(?P<point>\d+)(?::(?P<probe>[a-z0-9]+))?$")
-PROBES = {"tau0": 0.0, "decide": 1e-6}     # the factor every threshold is multiplied by
+# the factor every threshold is multiplied by (decide: as the latency table's decide entry)
+PROBES = {"tau0": 0.0, "decide": DECIDE_TAU[0]}
 
 
 def variant_name(variant: str, point: int) -> str:

@@ -75,9 +75,9 @@ def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) ->
     total = macs["total"]
     active = [m / total >= cfg["aap"]["min_layer_share"] for m in macs["layer_macs"]]
     if cfg["aap"]["cost"] == "latency":     # and only where deciding can pay on this host
-        from dance.aap.latency_table import layers_that_pay
+        from dance.aap.latency_table import host_latency_model, layers_that_pay
 
-        pays = layers_that_pay(Paths(cfg).latency_table(backbone.name), macs["names"])
+        pays = layers_that_pay(host_latency_model(cfg, backbone.name, macs["names"]))
         active = [a and p for a, p in zip(active, pays, strict=True)]
     frames_ok = [shape[1] >= cfg["aap"]["min_frames"] for shape in macs["in_shapes"]]
     return {"channels": a1[0], "frames": a1[1], "layers": len(macs["names"]),

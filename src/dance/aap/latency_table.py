@@ -210,28 +210,27 @@ def overhead_summary(path: Path) -> str:
     return "\n".join(lines)
 
 
-def layers_that_pay(path: Path, layers: list[str]) -> list[bool]:
+def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> LatencyModel:
+    """The latency model of `model_name` on this host (``aap.cost: latency``), from its
+    table; a missing table is named with the command that writes it."""
+    from dance.paths import Paths
+
+    path = Paths(cfg).latency_table(model_name)
+    if not path.exists():
+        raise ConfigError(f"config key 'aap.cost' is latency, but the latency table {path} "
+                          f"does not exist: run `python -m dance latency-table --model "
+                          f"{model_name}` (rule latency_table) first")
+    return LatencyModel.load(path, layers)
+
+
+def layers_that_pay(model: LatencyModel) -> list[bool]:
     """Per layer: can deciding there ever pay on this host? True when the layer's fastest
     grid point saves more than its measured decision overhead (dense − min over the grid >
     ``decide_ms − all_kept_ms``). A latency-aware controller decides only in those layers:
     the overhead is paid once a layer decides at all, which gradient descent on soft
     masks cannot weigh (a layer's first pruned entry costs the whole overhead)."""
-    import csv
-
-    cond = read_json(path.with_suffix(".json"))
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    over = cond.get("per_layer_overhead", {})
-    out = []
-    for name in layers:
-        mine = [r for r in rows if r["layer"] == name]
-        if not mine or name not in over:
-            raise DanceError(f"latency table {path} has no layer {name!r}: re-run `python -m "
-                             f"dance latency-table`")
-        best = min(float(r["median_ms"]) for r in mine)
-        saving = float(mine[0]["dense_median_ms"]) - best
-        out.append(saving > over[name]["decide_ms"] - over[name]["all_kept_ms"])
-    return out
+    best = model.table_ms.flatten(1).min(1).values
+    return [bool(v) for v in (model.dense_layer_ms - best) > model.decide_ms]
 
 
 class LatencyModel(nn.Module):

@@ -239,14 +239,9 @@ def latency_model(cfg: dict, model_name: str, net: AAPNet) -> nn.Module | None:
     """The host's latency model of `net` when ``aap.cost`` is latency, else None."""
     if cfg["aap"]["cost"] != "latency":
         return None
-    from dance.aap.latency_table import LatencyModel
+    from dance.aap.latency_table import host_latency_model
 
-    path = Paths(cfg).latency_table(model_name)
-    if not path.exists():
-        raise ConfigError(f"config key 'aap.cost' is latency, but the latency table {path} "
-                          f"does not exist: run `python -m dance latency-table --model "
-                          f"{model_name}` (rule latency_table) first")
-    return LatencyModel.load(path, net.names)
+    return host_latency_model(cfg, model_name, net.names)
 
 
 DIM_NAMES = ("frames", "channels", "features")
