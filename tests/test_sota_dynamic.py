@@ -310,3 +310,22 @@ def test_lr_scale_gives_new_parameters_their_own_rate():
     assert [len(g["params"]) for g in groups] == [1, 1, 1, 1]
     assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 1.0, 20.0, 20.0]
     assert groups[2]["params"][0] is model[1].weight and groups[3]["weight_decay"] == 0.0
+
+
+def test_sota_epochs_sets_every_compared_methods_budget_and_identity_only():
+    """Issue 23.2: the compared methods' fine-tuning budget is a key of its own (AVA's epochs
+    when unset); it re-plans the compared methods, never AVA."""
+    from dance import config as config_mod
+    from dance.sota import dynamic, l1
+
+    base = config_mod.validate({"ava": {"epochs": 2}})
+    longer = config_mod.validate({"ava": {"epochs": 2}, "sota": {"epochs": 5}})
+    assert dynamic.schedule(base, "gating").epochs == l1.schedule(base).epochs == 2
+    for method in ("gating", "frame_skip"):
+        assert dynamic.schedule(longer, method).epochs == 5
+    assert l1.schedule(longer).epochs == 5
+    for stage in ("l1_mild", "l1_aggressive", "gating@0", "frame_skip@2"):
+        keys = config_mod.stage_sections(stage)
+        assert config_mod.fingerprint(base, keys) != config_mod.fingerprint(longer, keys)
+    ava = config_mod.stage_sections("ava")
+    assert config_mod.fingerprint(base, ava) == config_mod.fingerprint(longer, ava)

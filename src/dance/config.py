@@ -254,8 +254,9 @@ def typed_cli_values(overrides: Any) -> Any:
         return overrides
 
 
-# AVA's fine-tuning schedule: the budget every compared method is trained with too.
-FINETUNE_SCHEDULE = ("ava.epochs", "ava.lr", "ava.warmup_epochs")
+# AVA's fine-tuning schedule: the schedule every compared method is trained with too, for
+# `sota.epochs` epochs when set (dance.train.ava.finetune_schedule).
+FINETUNE_SCHEDULE = ("ava.epochs", "ava.lr", "ava.warmup_epochs", "sota.epochs")
 
 # Config sections, beyond seed/dataset/model/train, whose keys change a stage's weights: they
 # enter its checkpoint's fingerprint (dance.train.stage) and its rule's params trigger

@@ -31,7 +31,7 @@ from dance.paths import Paths
 from dance.sota import record
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, length_costs
 from dance.sota.gating import GatedNet, clip_costs, gating_loss_fn
-from dance.train.ava import ava_schedule
+from dance.train.ava import finetune_schedule
 from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
@@ -66,9 +66,9 @@ def stage_name(method: str, point: int) -> str:
 
 
 def schedule(cfg: dict, method: str) -> Schedule:
-    """`train`'s schedule with AVA's epochs, warm-up and learning rate (the same fine-tuning
-    budget as AVA); ``sota.<method>.lr`` replaces the rate when set."""
-    return ava_schedule(cfg, cfg["sota"][method]["lr"], f"sota.{method}.lr")
+    """AVA's fine-tuning schedule for ``sota.epochs`` epochs (AVA's when unset);
+    ``sota.<method>.lr`` replaces the rate when set."""
+    return finetune_schedule(cfg, cfg["sota"][method]["lr"], f"sota.{method}.lr")
 
 
 def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:

@@ -110,10 +110,11 @@ def structure(cfg: dict, model_name: str, level: str, num_classes: int) -> nn.Mo
 
 
 def schedule(cfg: dict):
-    """AVA's fine-tuning schedule (same budget), with ``sota.l1.lr`` if set."""
-    from dance.train.ava import ava_schedule
+    """AVA's fine-tuning schedule for ``sota.epochs`` epochs (AVA's when unset), with
+    ``sota.l1.lr`` if set."""
+    from dance.train.ava import finetune_schedule
 
-    return ava_schedule(cfg, cfg["sota"]["l1"]["lr"], "sota.l1.lr")
+    return finetune_schedule(cfg, cfg["sota"]["l1"]["lr"], "sota.l1.lr")
 
 
 def train_l1(cfg: dict, model_name: str, level: str) -> Path:

@@ -16,14 +16,22 @@ from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
 
-def ava_schedule(cfg: dict, lr: float | None = None, lr_key: str = "ava.lr") -> Schedule:
+def ava_schedule(cfg: dict, lr: float | None = None, lr_key: str = "ava.lr",
+                 epochs: int | None = None) -> Schedule:
     """`train`'s schedule with the epochs, peak LR and warm-up of the `ava` section: the
-    fine-tuning budget every compared method gets too (`lr`, the value of config key
-    `lr_key`, replaces the rate when set)."""
+    fine-tuning schedule every compared method gets too (`lr`, the value of config key
+    `lr_key`, replaces the rate when set; `epochs` replaces AVA's epochs when set)."""
     ava = cfg["ava"]
-    return replace(Schedule.from_config(cfg["train"]), epochs=ava["epochs"],
+    return replace(Schedule.from_config(cfg["train"]),
+                   epochs=ava["epochs"] if epochs is None else epochs,
                    lr=ava["lr"] if lr is None else lr, warmup_epochs=ava["warmup_epochs"],
                    lr_key="ava.lr" if lr is None else lr_key)
+
+
+def finetune_schedule(cfg: dict, lr: float | None, lr_key: str) -> Schedule:
+    """The schedule of a compared method (dance.sota): AVA's, for ``sota.epochs`` epochs
+    when that key is set (a fine-tuning budget of its own, issue 23.2), else AVA's epochs."""
+    return ava_schedule(cfg, lr, lr_key, cfg["sota"].get("epochs"))
 
 
 def train_ava(cfg: dict, model_name: str) -> Path:
