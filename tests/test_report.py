@@ -83,6 +83,31 @@ def test_select_point_takes_fewest_macs_within_tolerance_else_most_accurate():
 
 # --- claims -------------------------------------------------------------------------------
 
+def test_accuracy_verdicts_are_taken_on_integer_counts(tmp_path):
+    """Issue 23.4: 8 clips fewer of 800 is exactly −1 point. Its float32 delta reads either
+    −0.99999905 (passed by slack) or −1.0000001 (failed); on counts it is within a 1-point
+    tolerance either way, and 9 clips fewer is not."""
+    def row(point, correct, float_delta, macs):
+        r = _summary_row("c3d", "dance", point, correct / 800, float_delta, macs)
+        return {**r, "clips": 800, "correct": correct, "correct_reference": 631,
+                "top1_delta_clips": correct - 631}
+
+    on_the_edge = row(0, 623, -0.010000001, 0.5)     # -8 clips: the float says -1.0000001
+    one_more = row(1, 622, -0.0099, 0.4)             # -9 clips: the float says -0.99
+    summary = pd.DataFrame([on_the_edge, one_more])
+    pick = data.select_point(summary, "c3d", 1.0)
+    assert pick["operating_point"] == 0 and pick["within_tolerance"]
+    assert pick["accuracy_delta_points"] == -1.0
+    cfg = _results(tmp_path, [on_the_edge, one_more], {"c3d": (0.02, 0.04)})
+    got = _by_id(claims.claims_rows(cfg))["accuracy_impact", "c3d"]
+    assert got["verdict"] == "reproduced" and got["measured_value"] == -1.0
+    assert "−8 correct clips of 800 (−1.00 pt)" in got["note"]
+    cfg = _results(tmp_path / "b", [one_more], {"c3d": (0.02, 0.04)})
+    got = _by_id(claims.claims_rows(cfg))["accuracy_impact", "c3d"]
+    assert got["verdict"] == "not reproduced" and got["measured_value"] == -1.125
+
+
+
 def test_claims_verdicts_follow_the_documented_rules(tmp_path):
     cfg = _results(tmp_path, [
         _summary_row("c3d", "dance", 0, 0.80, -0.004, 0.35, memory=0.45, speedup=2.4,
@@ -521,7 +546,8 @@ def test_a_sota_claim_measured_only_against_dense_is_not_comparable(tmp_path):
     from dance.sota.comparison import matched_rows
 
     rows = [{"model": "r3d18", "method": m, "operating_point": p, "top1": t,
-             "top1_dense": 0.755, "family": f, "energy_eyeriss65": e}
+             "top1_dense": 0.755, "family": f, "energy_eyeriss65": e,
+             "clips": 1000, "correct": round(1000 * t), "correct_dense": 755}
             for m, p, t, f, e in (("dense", "dense", 0.755, "dense", 2.66),
                                   ("dance", "3", 0.750, "dance", 1.80),
                                   ("fbs", "k0.5", 0.731, "compared", 1.50),

@@ -45,7 +45,7 @@ def _setup(tmp_path, interpolate):
     for point, top1, e in ((0, 0.80, 8000.0), (1, 0.75, 4000.0)):
         write_json(paths.aap_eval("c3d", "dance", point), {
             "model": "c3d", "variant": "dance", "point": point, "point_value": 0.5,
-            "backbone_stage": "ava", "top1": top1,
+            "backbone_stage": "ava", "top1": top1, "clips": n,
             "macs": {"dense": 1000, "clip_mean": 400.0, "clip_p5": 300.0, "clip_p95": 500.0},
             "memory": {"dense": 100, "mean": 40.0},
             "energy": {"eyeriss65": {"mean": e, "dense": 25800.0, "unit": "MAC-normalised"}},

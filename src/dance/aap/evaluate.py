@@ -41,7 +41,7 @@ from dance.aap.controller import stats_ops
 from dance.aap.model import AAPNet
 from dance.data.dataset import ClipDataset, open_split
 from dance.io import atomic_path, read_json, write_csv, write_json
-from dance.measure import energy, memory
+from dance.measure import accuracy, energy, memory
 from dance.measure import macs as macs_mod
 from dance.measure.macs import batch_effective_macs  # noqa: F401  (re-exported)
 from dance.measure.profile import cost_tables
@@ -143,15 +143,17 @@ def pruning_ops(net: AAPNet, tau: Tensor, masks) -> np.ndarray:
 
 
 def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device,
-                 top1_dense: float | None = None) -> dict[str, Any]:
+                 correct_dense: int | None = None) -> dict[str, Any]:
     """Every number of the module docstring for `net` on `test` (no files written).
 
-    `top1_dense`: the unpruned backbone's test top-1 when already known (its evaluation
-    JSON); otherwise the dense logits are computed here too (and the agreement reported).
+    `correct_dense`: the unpruned backbone's count of correct test clips when already known
+    (its evaluation JSON); otherwise the dense logits are computed here too (and the
+    agreement reported). Top-1 and its delta come from integer counts
+    (:mod:`dance.measure.accuracy`).
     """
     bpe = cfg["energy"]["bytes_per_element"]
     data = collect(net, test, cfg["train"]["eval_batch_size"], device,
-                   dense=top1_dense is None)
+                   dense=correct_dense is None)
     labels = test.labels
     pred = data["logits"].argmax(1)
     dense_pred = data["dense"].argmax(1) if data["dense"] is not None else None
@@ -191,12 +193,15 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
             for d in ("frames", "channels", "features")}
     pruned_diff = _pruned_check(net, test, cfg["aap"]["pruned_check_clips"], data["logits"],
                                 device)
-    top1 = float((pred == labels).float().mean())
+    correct = int((pred == labels).sum())
     if dense_pred is not None:
-        top1_dense = float((dense_pred == labels).float().mean())
+        correct_dense = int((dense_pred == labels).sum())
+    clips = len(labels)
     return {
-        "clips": len(labels),
-        "top1": top1, "top1_dense": top1_dense, "top1_delta": top1 - top1_dense,
+        "clips": clips, "correct": correct, "correct_dense": correct_dense,
+        "top1": accuracy.top1(correct, clips),
+        "top1_dense": accuracy.top1(correct_dense, clips),
+        "top1_delta": accuracy.top1(correct - correct_dense, clips),
         "agreement_with_dense": (float((pred == dense_pred).float().mean())
                                  if dense_pred is not None else None),
         "macs": {"dense": dense_macs, "dense_fixed": net.macs["fixed_macs"],
@@ -317,10 +322,10 @@ def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     value = check_point(cfg, point)
     net = load_controller(cfg, model_name, variant, point, test.num_classes).to(device)
     own_eval = paths.evaluation(model_name, backbone_stage(variant))
-    top1_dense = read_json(own_eval)["top1"] if own_eval.exists() else None
-    result = evaluate_net(cfg, net, test, device, top1_dense)
+    correct_dense = accuracy.correct_of(read_json(own_eval)) if own_eval.exists() else None
+    result = evaluate_net(cfg, net, test, device, correct_dense)
     base_eval = paths.evaluation(model_name, "baseline")
-    top1_base = read_json(base_eval)["top1"] if base_eval.exists() else None
+    correct_base = accuracy.correct_of(read_json(base_eval)) if base_eval.exists() else None
     write_decisions(paths.aap_decisions(model_name, variant, point),
                     paths.aap_masks(model_name, variant, point), test, net, result,
                     cfg["aap"]["decision_clips"])
@@ -328,8 +333,12 @@ def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     out.update({"model": model_name, "variant": variant, "point": point,
                 "point_value": value, "budget": cfg["aap"]["budget"],
                 "backbone_stage": backbone_stage(variant), "split": "test",
-                "top1_baseline": top1_base,
-                "top1_delta_baseline": None if top1_base is None else out["top1"] - top1_base,
+                "correct_baseline": correct_base,
+                "top1_baseline": (None if correct_base is None
+                                  else accuracy.top1(correct_base, out["clips"])),
+                "top1_delta_baseline": (None if correct_base is None else
+                                        accuracy.top1(out["correct"] - correct_base,
+                                                      out["clips"])),
                 "channel_multiple": cfg["aap"]["channel_multiple"]})
     path = paths.aap_eval(model_name, variant, point)
     write_json(path, out)

@@ -23,9 +23,13 @@ What deciding itself costs is measured by two probes per point timed in the same
 Beside it, ``dance_difficulty_terms.csv`` gives per point the Spearman correlation of the
 per-clip MACs with the difficulty and with each nuisance term it sums (generated data).
 
-``meets_targets`` checks the issue's numbers for a row: top-1 at most 1 point below the dense
-baseline (``top1_delta_baseline`` ≥ −0.01; the unpruned backbone when no baseline
-evaluation exists), effective MACs ≤ 40% of dense, measured speed-up ≥ 2.0 and
+Accuracy is also given as integer counts of the test split's ``clips``: ``correct``, the
+reference's ``correct_reference`` (the dense baseline; the unpruned backbone when no baseline
+evaluation exists) and their difference ``top1_delta_clips``, on which every accuracy
+verdict is taken (:mod:`dance.measure.accuracy`).
+
+``meets_targets`` checks the issue's numbers for a row: top-1 at most 1 point below the
+reference (on the counts), effective MACs ≤ 40% of dense, measured speed-up ≥ 2.0 and
 realised/ideal ≥ 0.7.
 """
 
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from dance.io import read_json, write_csv
+from dance.measure import accuracy
 from dance.paths import Paths
 
 REQUIRED_COLUMNS = ["model", "variant", "operating_point", "top1", "top1_delta", "macs_ratio",
@@ -146,7 +151,10 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
             amdahl = amdahl_speedup(dense_ms, floor_ms,
                                     (ratio_bench * dense - fixed) / (dense - fixed))
         delta_base = ev.get("top1_delta_baseline")
-        drop = delta_base if delta_base is not None else ev["top1_delta"]
+        clips, correct = int(ev["clips"]), accuracy.correct_of(ev)
+        reference = (accuracy.correct_of(ev, "top1_baseline", "correct_baseline")
+                     if ev.get("top1_baseline") is not None else
+                     accuracy.correct_of(ev, "top1_dense", "correct_dense"))
         row = {
             "model": model, "variant": variant, "operating_point": point,
             "point_value": ev["point_value"], "budget": ev["budget"],
@@ -154,6 +162,8 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
             "top1_dense": ev["top1_dense"], "top1_delta": ev["top1_delta"],
             "top1_baseline": ev.get("top1_baseline"),
             "top1_delta_baseline": delta_base,
+            "clips": clips, "correct": correct, "correct_reference": reference,
+            "top1_delta_clips": correct - reference,
             "macs_ratio": ev["macs"]["ratio_mean"],
             "macs_ratio_p5": ev["macs"]["ratio_p5"],
             "macs_ratio_p95": ev["macs"]["ratio_p95"],
@@ -184,7 +194,7 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
             **decision_overhead(bench, variant_name(variant, point), ev["per_layer"]),
         }
         row["meets_targets"] = bool(
-            drop >= -TARGETS["top1_drop"] - 1e-9
+            accuracy.within_fraction(correct, reference, clips, TARGETS["top1_drop"])
             and row["macs_ratio"] <= TARGETS["macs_ratio"]
             and measured is not None and measured >= TARGETS["speedup"]
             and row["realised_over_ideal"] is not None

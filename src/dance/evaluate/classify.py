@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dance.data.dataset import ClipDataset
+from dance.measure import accuracy
 
 
 @torch.no_grad()
@@ -37,8 +38,10 @@ def summarise(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) ->
     confusion = torch.zeros(k, k, dtype=torch.long)
     confusion.index_put_((labels, preds), torch.ones_like(labels), accumulate=True)
     per_class = confusion.diag().float() / confusion.sum(1).clamp(min=1).float()
+    correct = int((preds == labels).sum())
     return {
-        "top1": float((preds == labels).float().mean()) if len(labels) else float("nan"),
+        "top1": accuracy.top1(correct, len(labels)),
+        "correct": correct,
         "loss": float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
         "clips": int(len(labels)),
         "classes": classes,

@@ -23,6 +23,7 @@ import pandas as pd
 
 from dance.devices.summary import COLUMNS as DEVICE_SUMMARY_COLUMNS
 from dance.errors import DanceError
+from dance.measure import accuracy
 
 # Column contracts of files other stages write (docs/interfaces.md "Report inputs").
 # devices.csv is read with the device stage's own column list: one contract, no copy.
@@ -77,13 +78,37 @@ def read_json(path: Path, made_by: str = "") -> Any:
         raise DanceError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
+def accuracy_counts(row: pd.Series | dict) -> tuple[int, int, int] | None:
+    """(correct, the reference's correct, clips) of a summary row, on which accuracy
+    verdicts are taken; None for a summary written before it had counts (issue 23.4)."""
+    values = [row.get(k) for k in ("correct", "correct_reference", "clips")]
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        return None
+    correct, reference, clips = (int(v) for v in values)
+    return correct, reference, clips
+
+
 def top1_drop_points(row: pd.Series | dict) -> float:
     """Top-1 change in points against the dense baseline (unpruned backbone if no baseline
-    evaluation exists), negative = DANCE is worse."""
+    evaluation exists), negative = DANCE is worse: from the integer counts when the row has
+    them (exact), else from the float deltas of an older summary."""
+    counts = accuracy_counts(row)
+    if counts is not None:
+        return float(accuracy.delta_points(*counts))
     delta = row.get("top1_delta_baseline")
     if delta is None or (isinstance(delta, float) and np.isnan(delta)):
         delta = row["top1_delta"]
     return 100.0 * float(delta)
+
+
+def within_points(row: pd.Series | dict, tolerance_points: float) -> bool:
+    """Whether a summary row's top-1 is at most `tolerance_points` below the reference:
+    decided on integer counts (an older summary without them: on its floats, with the
+    slack it needed)."""
+    counts = accuracy_counts(row)
+    if counts is not None:
+        return accuracy.within_points(*counts, tolerance_points)
+    return top1_drop_points(row) >= -tolerance_points - 1e-9
 
 
 def select_point(summary: pd.DataFrame, model: str, tolerance_points: float,
@@ -97,7 +122,7 @@ def select_point(summary: pd.DataFrame, model: str, tolerance_points: float,
     if rows.empty:
         return None
     rows = rows.assign(accuracy_delta_points=[top1_drop_points(r) for _, r in rows.iterrows()])
-    ok = rows[rows["accuracy_delta_points"] >= -tolerance_points - 1e-9]
+    ok = rows[[within_points(r, tolerance_points) for _, r in rows.iterrows()]]
     if not ok.empty:
         best = ok.sort_values(["macs_ratio", "operating_point"]).iloc[0]
         within = True

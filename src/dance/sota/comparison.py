@@ -27,7 +27,7 @@ from typing import Any
 
 from dance.errors import DanceError
 from dance.io import read_json, write_csv, write_text
-from dance.measure import energy, memory
+from dance.measure import accuracy, energy, memory
 from dance.paths import Paths
 from dance.sota import literature
 from dance.sota.matched import Point, efficiency_ratio, matched_point
@@ -38,7 +38,8 @@ COLUMNS = ["method", "model", "operating_point", "top1", "top1_delta", "macs_mea
            "memory_ratio", "energy_eyeriss65", "energy_horowitz45", "latency_ms",
            "speedup_measured", "source_top1", "source_macs", "source_energy",
            "source_latency"]
-EXTRA = ["family", "point_value", "top1_dense", "source_memory", "latency_note", "notes"]
+EXTRA = ["family", "point_value", "top1_dense", "source_memory", "latency_note", "notes",
+         "clips", "correct", "correct_dense"]
 MATCHED_COLUMNS = ["model", "preset", "dance_point", "dance_top1", "dance_energy",
                    "dense_top1", "dense_energy", "efficiency_vs_dense",
                    "best_other_method", "best_other_point", "best_other_top1",
@@ -50,15 +51,19 @@ NOT_DEPLOYABLE = {("selector", "oracle")}
 
 
 # ---------------------------------------------------------------------------------- rows
-def row_from_record(rec: dict[str, Any], top1_dense: float, presets: list[str],
+def row_from_record(rec: dict[str, Any], correct_dense: int, presets: list[str],
                     family: str = "compared") -> dict[str, Any]:
-    """One comparison row from an operating-point record (or a DANCE record-like dict)."""
+    """One comparison row from an operating-point record (or a DANCE record-like dict);
+    top-1 and its delta from the integer counts of correct test clips."""
     lat = rec["latency"]
     src = rec["sources"]
+    clips, correct = int(rec["clips"]), accuracy.correct_of(rec)
+    top1_dense = accuracy.top1(correct_dense, clips)
     row = {
         "method": rec["method"], "model": rec["model"],
         "operating_point": str(rec["operating_point"]),
-        "top1": rec["top1"], "top1_delta": rec["top1"] - top1_dense,
+        "top1": accuracy.top1(correct, clips),
+        "top1_delta": accuracy.top1(correct - correct_dense, clips),
         "macs_mean": rec["macs"]["clip_mean"], "macs_p5": rec["macs"]["clip_p5"],
         "macs_p95": rec["macs"]["clip_p95"],
         "macs_ratio": rec["macs"]["clip_mean"] / rec["macs"]["dense"],
@@ -72,6 +77,7 @@ def row_from_record(rec: dict[str, Any], top1_dense: float, presets: list[str],
         "family": family, "point_value": rec.get("point_value"), "top1_dense": top1_dense,
         "source_memory": src.get("memory", MODEL), "latency_note": lat.get("reason"),
         "notes": rec.get("notes", ""),
+        "clips": clips, "correct": correct, "correct_dense": correct_dense,
     }
     return row
 
@@ -135,7 +141,7 @@ def dance_record(cfg: dict, ev: dict[str, Any], dense_params: int | None,
     return {
         "method": "dance" if variant == "dance" else f"dance-{variant}", "model": model,
         "operating_point": str(point), "point_value": ev.get("point_value"),
-        "top1": ev["top1"],
+        "top1": ev["top1"], "clips": ev["clips"], "correct": accuracy.correct_of(ev),
         "macs": {"dense": m["dense"], "clip_mean": m["clip_mean"] + over_macs,
                  "clip_p5": m["clip_p5"] + over_macs, "clip_p95": m["clip_p95"] + over_macs,
                  "overhead_mean": over_macs},
@@ -181,9 +187,9 @@ def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
             raise DanceError(f"no dense record for {model} in "
                              f"{paths.sota_record(model, 'dense', 'dense')}: run "
                              f"`python -m dance evaluate-sota-dense --model {model}` first")
-        top1_dense = dense[0]["top1"]
+        correct_dense = accuracy.correct_of(dense[0])
         dense_params = dense[0]["params"]["total"]
-        model_rows = [row_from_record(r, top1_dense, presets,
+        model_rows = [row_from_record(r, correct_dense, presets,
                                       "dense" if r["method"] == "dense" else "compared")
                       for r in recs]
         for variant, points in trained_points(cfg).items():
@@ -192,7 +198,7 @@ def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
                 if not path.exists():
                     continue
                 rec = dance_record(cfg, read_json(path), dense_params, tables)
-                model_rows.append(row_from_record(rec, top1_dense, presets, DANCE_FAMILY))
+                model_rows.append(row_from_record(rec, correct_dense, presets, DANCE_FAMILY))
         order = {"dense": 0, "dance": 1}
         model_rows.sort(key=lambda r: (order.get(r["family"], 2), r["method"],
                                        _point_key(r["operating_point"])))
@@ -224,6 +230,8 @@ def matched_rows(rows: list[dict[str, Any]], presets: list[str], tolerance: floa
     for model in dict.fromkeys(r["model"] for r in rows):
         mrows = [r for r in rows if r["model"] == model]
         top1_dense = next((r["top1_dense"] for r in mrows), None)
+        correct_dense = next((r["correct_dense"] for r in mrows), None)
+        clips = next((r["clips"] for r in mrows), None)
         for preset in presets:
             col = f"energy_{preset}"
             curves: dict[str, list[Point]] = {}
@@ -233,8 +241,9 @@ def matched_rows(rows: list[dict[str, Any]], presets: list[str], tolerance: floa
                 if r["family"] == DANCE_FAMILY and r["method"] != "dance":
                     continue
                 curves.setdefault(r["method"], []).append(
-                    Point(r["operating_point"], float(r["top1"]), float(r[col])))
-            found = {m: matched_point(pts, top1_dense, tolerance, interpolate)
+                    Point(r["operating_point"], float(r["top1"]), float(r[col]),
+                          int(r["correct"])))
+            found = {m: matched_point(pts, correct_dense, clips, tolerance, interpolate)
                      for m, pts in curves.items()}
             dance = found.pop("dance", None)
             dense = found.pop("dense", None)

@@ -3,7 +3,9 @@ comparison").
 
 For one model and one energy preset, each method is a swept curve of operating points
 (top-1, energy per clip). A point is *eligible* when its top-1 is within `tolerance` (1
-point = 0.01) of the dense baseline: top1 ≥ top1_dense − tolerance. A method's matched
+point = 0.01) of the dense baseline: top1 ≥ top1_dense − tolerance, decided on the integer
+counts of correct test clips (:mod:`dance.measure.accuracy`), never on float means. A method's
+matched
 energy is the lowest energy of its eligible points. With `interpolate`, the method's Pareto
 front (points not beaten in both top-1 and energy by another point) is read as a piecewise
 linear curve, and where it crosses the accuracy floor between an eligible point and a
@@ -19,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dance.measure import accuracy
+
 
 @dataclass(frozen=True)
 class Point:
     name: str
     top1: float
     energy: float
+    correct: int        # correct test clips (top1 = correct / clips)
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,16 @@ def pareto(points: Sequence[Point]) -> list[Point]:
     return out
 
 
-def matched_point(points: Sequence[Point], top1_dense: float, tolerance: float = 0.01,
-                  interpolate: bool = False) -> Matched | None:
+def matched_point(points: Sequence[Point], correct_dense: int, clips: int,
+                  tolerance: float = 0.01, interpolate: bool = False) -> Matched | None:
     """The method's lowest-energy point within `tolerance` of dense (module docstring), or
-    None when no point is eligible."""
-    target = top1_dense - tolerance
-    floor = target - 1e-6  # slack: AAP JSONs store top-1 as float32 means
-    eligible = [p for p in points if p.top1 >= floor]
+    None when no point is eligible; every point counts its correct clips of the same
+    `clips` test clips as the dense network's `correct_dense`."""
+    def ok(p: Point) -> bool:
+        return accuracy.within_fraction(p.correct, correct_dense, clips, tolerance)
+
+    target = accuracy.top1(correct_dense, clips) - tolerance
+    eligible = [p for p in points if ok(p)]
     if not eligible:
         return None
     best = min(eligible, key=lambda p: (p.energy, -p.top1, p.name))
@@ -67,7 +75,7 @@ def matched_point(points: Sequence[Point], top1_dense: float, tolerance: float =
         return result
     front = pareto(points)            # by increasing energy and increasing top-1
     for lo, hi in zip(front, front[1:], strict=False):
-        if lo.top1 < floor and target <= hi.top1:
+        if not ok(lo) and ok(hi):
             share = (target - lo.top1) / (hi.top1 - lo.top1)
             energy = lo.energy + share * (hi.energy - lo.energy)
             if energy < result.energy:

@@ -20,7 +20,8 @@ layer (:mod:`dance.measure.energy`, :mod:`dance.measure.memory`,
   the dense network (:func:`dance.measure.latency.time_variants`); otherwise
   ``"not measured"`` with the reason.
 
-The record's keys ``top1``/``top1_dense``/``top1_delta``, ``macs.dense``/``clip_mean``/
+The record's keys ``correct``/``correct_dense`` (integer counts, issue 23.4),
+``top1``/``top1_dense``/``top1_delta``, ``macs.dense``/``clip_mean``/
 ``clip_p5``/``clip_p95``/``ratio_mean``, ``memory.dense``/``mean``/``ratio`` and
 ``energy.<preset>.dense``/``mean``/``ratio`` mean exactly what they mean in an AAP
 evaluation JSON. Contract (keys, provenance vocabulary): docs/interfaces.md "SOTA records".
@@ -39,7 +40,7 @@ from torch import nn
 
 from dance.errors import DanceError
 from dance.io import read_json, write_json
-from dance.measure import energy, memory
+from dance.measure import accuracy, energy, memory
 from dance.measure.macs import dense_summary, effective_conv_macs
 from dance.measure.stats import distribution
 from dance.paths import Paths
@@ -104,7 +105,9 @@ def dense_reference(cfg: dict, model_name: str, num_classes: int,
     net = load_trained(cfg, model_name, stage, num_classes)
     clip = (3, cfg["dataset"]["frames"], cfg["dataset"]["size"], cfg["dataset"]["size"])
     costs = static_costs(net, clip, cfg["energy"]["bytes_per_element"])
-    return {"top1": float(read_json(path)["top1"]), "stage": stage, **costs}
+    evaluation = read_json(path)
+    return {"top1": float(evaluation["top1"]), "correct": accuracy.correct_of(evaluation),
+            "clips": int(evaluation["clips"]), "stage": stage, **costs}
 
 
 def _per_clip(values: Any, n: int, what: str) -> np.ndarray:
@@ -153,7 +156,8 @@ def build_record(*, method: str, model: str, operating_point: str | int,
     acc_total = sum(acc.values())
     dense_acc_total = float(sum(dense["accesses"][k] for k in memory.FIELDS))
     networks = dict(params) if isinstance(params, Mapping) else {"net": int(params)}
-    top1 = float(ok.mean())
+    correct_n = int(ok.sum())
+    correct_dense = accuracy.correct_of({"clips": n, **dense})   # same test split
     dense_macs = float(dense["macs"])
     energy_out = {}
     for name, table in tables.items():
@@ -170,8 +174,9 @@ def build_record(*, method: str, model: str, operating_point: str | int,
         "schema": SCHEMA, "method": method, "model": model,
         "operating_point": check_point_name(operating_point), "point_value": point_value,
         "split": "test", "clips": int(n),
-        "top1": top1, "top1_dense": float(dense["top1"]),
-        "top1_delta": top1 - float(dense["top1"]),
+        "correct": correct_n, "correct_dense": correct_dense,
+        "top1": accuracy.top1(correct_n, n), "top1_dense": float(dense["top1"]),
+        "top1_delta": accuracy.top1(correct_n - correct_dense, n),
         "macs": {"dense": dense_macs,
                  **{f"clip_{k}": v for k, v in distribution(clip_macs).items()},
                  **{f"ratio_{k}": v for k, v in distribution(clip_macs / dense_macs).items()},
