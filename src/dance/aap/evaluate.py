@@ -296,7 +296,7 @@ def write_decisions(path_csv: Path, path_npz: Path, test: ClipDataset, net: AAPN
 
 def validate_aap(cfg: dict, model_name: str, variant: str, point: int) -> dict[str, Any]:
     """Top-1 (pruned and unpruned) and MAC ratio of one trained point on the whole val
-    split; writes nothing. For choosing a recipe (docs/method.md, "Threshold cap") without
+    split; writes nothing. For choosing a recipe (docs/experiments.md, "threshold cap") without
     looking at the test split; the controller's own per-epoch validation saw
     ``aap.val_clips`` of these clips."""
     from dance.aap.factory import load_controller

@@ -15,7 +15,8 @@ take a far larger share of the time than of the MACs. The bench therefore also t
 ``speedup_floor`` (dense / floor: the speed-up if the prunable convs took no time at all)
 and ``speedup_amdahl`` (:func:`amdahl_speedup`: the speed-up if their time fell exactly with
 their MACs), and ``realised_over_amdahl`` separates what the pruned execution loses from
-what Amdahl's law forbids (docs/method.md, "Why the default size stays far from the ideal").
+what Amdahl's law forbids (docs/method.md, "AAP", the Amdahl floor; measured:
+docs/experiments.md, "why the default size stays far from the ideal").
 
 What deciding itself costs is measured by two probes per point timed in the same run
 (``dance@K:tau0``, ``dance@K:decide``; :func:`decision_overhead`).

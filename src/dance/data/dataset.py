@@ -21,7 +21,7 @@ STD = 0.225
 # Network inputs (config `dataset.input`). "rgb_minus_temporal_mean" removes each pixel's
 # mean over the clip's frames, so what does not move is zero: on the generated data (labels
 # are motions only) R3D-18 stays at chance on plain frames, its residual path carrying the
-# static scene, and learns on this input (docs/method.md, "Default data and recipe").
+# static scene, and learns on this input (docs/experiments.md, "default data and recipe").
 INPUTS = ("rgb", "rgb_minus_temporal_mean")
 
 

@@ -124,8 +124,8 @@ class SkippedConv(nn.Module):
     of the conv's output shape and memory format (computed by the conv once per input shape
     and kept), so that everything around the conv — activations, pooling, the unprunable
     convs, the classifier — runs as in the dense network. Its time is the floor that no
-    pruning of those convs goes below (Amdahl's law; docs/method.md, "Why the default size
-    stays far from the ideal")."""
+    pruning of those convs goes below (Amdahl's law; docs/experiments.md, "why the default
+    size stays far from the ideal")."""
 
     def __init__(self, conv: nn.Module) -> None:
         super().__init__()

@@ -19,7 +19,7 @@ per-layer table of :mod:`dance.aap.latency_table`, interpolated at the mean kept
 
 * ``aap.budget = target``: penalty · |r − b| for the point's MAC budget b (two-sided: with
   the hinge alone, the first steps' push overshot and nothing pulled back — budget 0.8 ended
-  at 0.6 of the MACs, docs/method.md "AAP");
+  at 0.6 of the MACs, docs/experiments.md "AAP training recipe");
 * ``aap.budget = ceiling``: penalty · max(0, r − b) (the hinge);
 * ``aap.budget = weight``: β · r for the point's weight β.
 
