@@ -270,7 +270,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "l1_mild": ("sota.l1", *FINETUNE_SCHEDULE),
     "l1_aggressive": ("sota.l1", *FINETUNE_SCHEDULE),
     # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
-    # fine-tuned from the baseline for ava.epochs epochs (dance.sota.dynamic)
+    # fine-tuned from the baseline for sota.epochs epochs (dance.sota.dynamic)
     "gating": ("sota.gating", *FINETUNE_SCHEDULE),
     "frame_skip": ("sota.frame_skip", *FINETUNE_SCHEDULE),
 }

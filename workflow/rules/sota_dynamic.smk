@@ -1,6 +1,6 @@
 # SOTA comparison, dynamic baselines (method.md §5 items 4–5; dance.sota.dynamic): FBS-style
 # channel gating and learned frame skipping, one network per operating point, fine-tuned from
-# the baseline for ava.epochs epochs, then one test-split record each (exact per-clip costs,
+# the baseline for sota.epochs epochs, then one test-split record each (exact per-clip costs,
 # batch-1 latency timed interleaved with the dense baseline). Record method names: fbs,
 # frame_skip; config sections: sota.gating, sota.frame_skip.
 

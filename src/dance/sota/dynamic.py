@@ -2,8 +2,8 @@
 FBS-style channel gating (:mod:`.gating`) and learned frame skipping (:mod:`.frame_skip`).
 
 Both start from the dense baseline checkpoint and fine-tune backbone + decision network for
-``ava.epochs`` epochs with AVA's schedule (learning rate ``sota.<method>.lr`` or ``ava.lr``)
-through the one training loop (:func:`dance.train.stage.train_stage`, stage
+``sota.epochs`` epochs (``ava.epochs`` when unset) with AVA's schedule (learning rate
+``sota.<method>.lr`` or ``ava.lr``) through the one training loop (:func:`dance.train.stage.train_stage`, stage
 ``<method>@<K>`` for operating point K; resumable, fingerprinted). Evaluation runs the
 test split with hard decisions, counts every clip's cost exactly from its decisions, times
 batch 1 against the dense baseline interleaved (:func:`dance.measure.latency.time_variants`)

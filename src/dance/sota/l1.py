@@ -15,8 +15,8 @@ added together form one group and lose the same channels). Choices (ours):
 * the result is a real, smaller dense network: it is saved as a state_dict and rebuilt by
   re-running the (deterministic) surgery on the baseline before loading the weights.
 
-Fine-tuning: from the baseline checkpoint, ``ava.epochs`` epochs with AVA's schedule
-(``sota.l1.lr`` may replace the peak LR), through :func:`dance.train.stage.train_stage`
+Fine-tuning: from the baseline checkpoint, ``sota.epochs`` epochs (``ava.epochs`` when
+unset) with AVA's schedule (``sota.l1.lr`` may replace the peak LR), through :func:`dance.train.stage.train_stage`
 (stages ``l1_mild`` / ``l1_aggressive``), so resume, history and checkpoints are the
 training loop's.
 """
