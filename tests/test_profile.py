@@ -79,7 +79,7 @@ def test_profile_model_rows_totals_and_labels():
     tables = cost_tables(tiny_config(Path("/nonexistent")))
     rows, totals = profile_model(model, shape, tables)
     assert [r["layer"] for r in rows] == [r["layer"] for r in macs.dense_profile(model, shape)]
-    assert totals["macs"] == macs.dense_summary(model, shape)["macs_total"]
+    assert totals["macs_fvcore"] == macs.dense_summary(model, shape)["macs_total"]
     assert totals["macs"] == sum(r["macs"] for r in rows)
     mem = memory.dense_summary(model, shape)
     for key in ("weights_read", "inputs_read", "outputs_written"):
@@ -91,6 +91,28 @@ def test_profile_model_rows_totals_and_labels():
     assert "aten::add:8" in totals["ignored_ops"]
     assert all(not k.startswith("energy_") or k.endswith("_model") or k.startswith("energy_unit_")
                for k in rows[0])
+
+
+@pytest.mark.parametrize("name", ["c3d", "r3d18"])
+def test_one_mac_convention_from_the_profile_to_the_claims(name):
+    """Issue 23.3: T1 (the profile) counted fvcore's MACs, padding taps included (C3D
+    427.8 M at the default size), while T2, the comparison and the claims divide by the
+    exact count (321.7 M). The profile's `macs` is now that exact count, the one the AAP
+    network and the comparison records use; fvcore's stays beside it, named."""
+    import copy
+
+    from dance.aap.model import AAPNet
+    from dance.sota.record import static_costs
+
+    model = build_model(name, 5, width=0.125, frames=4, size=24)
+    shape = (1, 3, 4, 24, 24)
+    rows, totals = profile_model(model, shape, cost_tables(tiny_config(Path("/nonexistent"))))
+    assert totals["macs"] == AAPNet(copy.deepcopy(model), None, shape).macs["total"]
+    assert totals["macs"] == static_costs(model, shape[1:])["macs"]
+    assert totals["macs"] < totals["macs_fvcore"]      # fvcore counts the padding taps
+    for r in rows:
+        if r["type"] == "Linear":
+            assert r["macs"] == r["macs_fvcore"]
 
 
 def test_profile_cli_writes_layers_and_summary(trained, capsys):

@@ -192,6 +192,17 @@ def effective_conv_macs(conv: nn.Conv3d, in_shape: Sequence[int], frame_keep: An
     return batch * kept_taps * kept_channels * conv.out_channels // conv.groups
 
 
+def exact_layer_macs(module: nn.Module, in_shape: Sequence[int], other: int = 0) -> int:
+    """Dense MACs of one layer under the artifact's one convention (docs/measurement.md §2):
+    a Conv3d's taps that read padding are not MACs (:func:`effective_conv_macs`, all kept);
+    a Linear is in × out per input row; any other layer gets `other` (e.g. fvcore's count)."""
+    if isinstance(module, nn.Conv3d):
+        return effective_conv_macs(module, in_shape)
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features * int(np.prod(in_shape[:-1]))
+    return int(other)
+
+
 def effective_conv_fraction(conv: nn.Conv3d, in_shape: Sequence[int], frame_keep: Any = None,
                             channel_keep: Any = None, feature_keep: Any = None) -> float:
     """Exact effective MACs ÷ exact MACs with everything kept (both skip padding taps).

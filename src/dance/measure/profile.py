@@ -1,12 +1,19 @@
 """Dense per-layer profile of every configured model: MACs, memory accesses, energy estimate.
 
 One table the paper's cost columns come from, built only from :mod:`.macs`,
-:mod:`.memory` and :mod:`.energy` (no new counting here): per executed leaf layer its MACs
-(fvcore), parameters, shapes, ideal-reuse accesses and the energy model estimate of every
+:mod:`.memory` and :mod:`.energy` (no new counting here): per executed leaf layer its MACs,
+parameters, shapes, ideal-reuse accesses and the energy model estimate of every
 configured cost table; per model the totals (= column sums of its rows) and the ops fvcore
 left uncounted. Energy columns carry ``_model`` in their name: they are estimates, never
 measurements. Layers without MACs or traffic under our conventions (BatchNorm folded,
 ReLU/pooling fused, dropout) are listed with zeros so the table shows every layer.
+
+MACs follow the artifact's one convention (issue 23.3, docs/measurement.md §2): ``macs`` is
+the *exact* count — a conv's taps that read zero padding are not MACs — the same count the
+pruned networks' effective MACs, T2, the comparison and the claims use, so a saving is
+always a ratio of like to like. ``macs_fvcore`` is fvcore's count (padding taps included),
+kept beside it, named, for comparison with papers that report fvcore/ptflops numbers; its
+total is checked against fvcore's model total.
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ def profile_model(model: nn.Module, input_shape: Sequence[int],
     model = copy.deepcopy(model)
     layer_rows = macs.dense_profile(model, input_shape)
     summary = macs.dense_summary(model, input_shape)
+    modules = dict(model.named_modules())
     mem = {r["layer"]: r for r in memory.dense_profile(model, input_shape, bytes_per_element)}
     zero = {k: 0 for k in ACCESS_KEYS}
     rows = []
@@ -92,22 +100,25 @@ def profile_model(model: nn.Module, input_shape: Sequence[int],
         acc = mem.get(r["layer"], zero)
         counts = {k: int(acc[k]) for k in ACCESS_KEYS}
         elements = sum(counts.values())
+        exact = macs.exact_layer_macs(modules[r["layer"]], r["in_shape"], int(r["macs"]))
         rows.append({
-            "layer": r["layer"], "type": r["type"], "macs": int(r["macs"]),
+            "layer": r["layer"], "type": r["type"], "macs": exact,
+            "macs_fvcore": int(r["macs"]),
             "params": int(r["params"]), "in_shape": _shape(r["in_shape"]),
             "out_shape": _shape(r["out_shape"]), **counts, "accesses": elements,
             "bytes": elements * bytes_per_element,
-            **_energy_cells(r["macs"], counts, tables),
+            **_energy_cells(exact, counts, tables),
         })
     missing = set(mem) - {r["layer"] for r in rows}
     if missing:
         raise RuntimeError(f"memory profile has layers the MAC profile lacks: {sorted(missing)}")
-    total_macs = sum(r["macs"] for r in rows)
-    if total_macs != summary["macs_total"]:
-        raise RuntimeError(f"per-layer MACs sum to {total_macs}, fvcore's total is "
+    total_fvcore = sum(r["macs_fvcore"] for r in rows)
+    if total_fvcore != summary["macs_total"]:
+        raise RuntimeError(f"per-layer MACs sum to {total_fvcore}, fvcore's total is "
                            f"{summary['macs_total']}")
     totals: dict[str, Any] = {
-        "input_shape": _shape(input_shape), "layers": len(rows), "macs": total_macs,
+        "input_shape": _shape(input_shape), "layers": len(rows),
+        "macs": sum(r["macs"] for r in rows), "macs_fvcore": total_fvcore,
         "params": sum(r["params"] for r in rows),
         **{k: sum(r[k] for r in rows) for k in (*ACCESS_KEYS, "accesses", "bytes")},
         "bytes_per_element": bytes_per_element,
@@ -122,10 +133,10 @@ def profile_model(model: nn.Module, input_shape: Sequence[int],
     return rows, totals
 
 
-LAYER_COLUMNS = ["model", "layer", "type", "macs", "params", "in_shape", "out_shape",
-                 *ACCESS_KEYS, "accesses", "bytes"]
-SUMMARY_COLUMNS = ["model", "input_shape", "layers", "macs", "params", *ACCESS_KEYS,
-                   "accesses", "bytes", "bytes_per_element"]
+LAYER_COLUMNS = ["model", "layer", "type", "macs", "macs_fvcore", "params", "in_shape",
+                 "out_shape", *ACCESS_KEYS, "accesses", "bytes"]
+SUMMARY_COLUMNS = ["model", "input_shape", "layers", "macs", "macs_fvcore", "params",
+                   *ACCESS_KEYS, "accesses", "bytes", "bytes_per_element"]
 
 
 def run_profile(cfg: dict, models: Sequence[str] | None = None) -> tuple[Path, Path]:

@@ -41,7 +41,7 @@ from torch import nn
 from dance.errors import DanceError
 from dance.io import read_json, write_json
 from dance.measure import accuracy, energy, memory
-from dance.measure.macs import dense_summary, effective_conv_macs
+from dance.measure.macs import dense_summary, exact_layer_macs
 from dance.measure.stats import distribution
 from dance.paths import Paths
 
@@ -73,19 +73,12 @@ def static_costs(model: nn.Module, clip_shape: tuple[int, ...], bytes_per_elemen
 
     Works for any network of Conv3d/Linear layers (a pruned net, a selector head on a
     trunk, a gating predictor): shapes come from :func:`dance.measure.memory.dense_profile`,
-    conv MACs from :func:`effective_conv_macs` with everything kept, linear layers
-    in × out per sample.
+    MACs from :func:`dance.measure.macs.exact_layer_macs` (the artifact's one convention).
     """
     shape = (1, *clip_shape[-4:])
     rows = memory.dense_profile(model, shape, bytes_per_element)
     modules = dict(model.named_modules())
-    macs = 0
-    for r in rows:
-        layer = modules[r["layer"]]
-        if isinstance(layer, nn.Conv3d):
-            macs += effective_conv_macs(layer, r["in_shape"])
-        else:
-            macs += layer.in_features * layer.out_features * int(np.prod(r["in_shape"][:-1]))
+    macs = sum(exact_layer_macs(modules[r["layer"]], r["in_shape"]) for r in rows)
     return {"macs": int(macs), "macs_fvcore": int(dense_summary(model, shape)["macs_total"]),
             "accesses": {k: int(sum(r[k] for r in rows)) for k in memory.FIELDS},
             "params": int(sum(p.numel() for p in model.parameters()))}
