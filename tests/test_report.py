@@ -590,3 +590,21 @@ def test_f1_and_f3_show_the_clips_and_layers_that_illustrate_the_pruning():
     dec = pd.DataFrame({"clip": range(10), "difficulty": [0.9 - 0.1 * i for i in range(10)]})
     assert spread_clips(dec, 3) == [9, 5, 0]                 # easiest, middle, hardest
     assert spread_clips(dec, 20) == list(range(9, -1, -1))
+
+
+def test_t4_states_each_sides_training_budget(tmp_path):
+    """Issue 23.2: the compared methods were fine-tuned for one epoch while DANCE's
+    controllers saw 10 × 1000 clips; T4 states both budgets, and sota.epochs moves theirs."""
+    from dance.report.tables.sota import training_budget
+
+    cfg = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
+                      ava={"epochs": 1}, aap={"epochs": 10, "train_clips": 1000})
+    assert training_budget(cfg, "dance") == (
+        "AVA 1 epoch = 2,000 clip passes (whole network) + controller 10 × 1,000 = 10,000 "
+        "clip passes (controller only, backbone frozen)")
+    assert training_budget(cfg, "fbs") == "1 epoch = 2,000 clip passes (whole network + decisions)"
+    assert training_budget(cfg, None) is None
+    longer = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
+                         sota={"epochs": 5})
+    assert training_budget(longer, "l1") == "5 epochs = 10,000 clip passes (whole network)"
+    assert training_budget(longer, "selector").startswith("both L1 nets 5 epochs")

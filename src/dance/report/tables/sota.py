@@ -5,7 +5,9 @@ operating point and the best compared method's point at matched accuracy (dense 
 one), each with its top-1, effective MACs, memory accesses and energy (model estimates,
 from ``comparison.csv``), and two energy-efficiency ratios kept apart: against the best
 compared method (empty when none reaches the accuracy floor: the note names the nearest)
-and against dense.
+and against dense. Each side's training budget is stated beside it (:func:`training_budget`,
+issue 23.2): DANCE's AVA fine-tuning plus its controller's passes, a compared method's
+fine-tuning (``sota.epochs``, AVA's epochs when unset) — in epochs and clip passes.
 Until that stage has run, the table has no rows and says so ("not available yet").
 """
 
@@ -26,14 +28,43 @@ COLUMNS = [
     Column("dance_macs_ratio", "DANCE MACs (% dense)", pct),
     Column("dance_memory_ratio", "DANCE memory (% dense)", pct),
     Column("dance_energy", "DANCE energy (model)", "{:.4g}"),
+    Column("dance_training", "DANCE training"),
     Column("best_other_method", "Best other method"), Column("best_other_point", "Its point"),
     Column("other_top1", "Its top-1 (%)", pct),
     Column("other_macs_ratio", "Its MACs (% dense)", pct),
     Column("other_memory_ratio", "Its memory (% dense)", pct),
     Column("best_other_energy", "Its energy (model)", "{:.4g}"),
+    Column("other_training", "Its training"),
     Column("efficiency_ratio", "Efficiency vs best compared", times),
     Column("efficiency_vs_dense", "Efficiency vs dense", times), Column("note", "Note"),
 ]
+
+
+def _epochs(n: int, train_clips: int | None) -> str:
+    passes = "" if train_clips is None else f" = {n * train_clips:,} clip passes"
+    return f"{n} epoch{'s' if n != 1 else ''}{passes}"
+
+
+def training_budget(cfg: dict, method: str | None) -> str | None:
+    """What trained a T4 row's method from the dense baseline, in epochs and clip passes (the
+    train split's size is known for the generated data set; otherwise epochs only)."""
+    if method is None or isinstance(method, float):
+        return None
+    synthetic = cfg["dataset"]["name"] == "synthetic"
+    train = cfg["dataset"]["synthetic"]["train_clips"] if synthetic else None
+    ava, aap = cfg["ava"]["epochs"], cfg["aap"]
+    finetune = cfg["sota"].get("epochs") or ava
+    method = str(method).lower()
+    if method == "dance":
+        return (f"AVA {_epochs(ava, train)} (whole network) + controller {aap['epochs']} × "
+                f"{aap['train_clips']:,} = {aap['epochs'] * aap['train_clips']:,} clip passes "
+                f"(controller only, backbone frozen)")
+    if method in ("l1", "fbs", "frame_skip"):
+        return f"{_epochs(finetune, train)} (whole network{'' if method == 'l1' else ' + decisions'})"
+    if method == "selector":
+        return (f"both L1 nets {_epochs(finetune, train)} + selector head "
+                f"{cfg['sota']['selector']['epochs']} epochs on the val split")
+    return None
 
 
 def _lookup(comparison: pd.DataFrame | None, model: str, method: str, point) -> dict:
@@ -56,6 +87,8 @@ def rows(cfg: dict) -> pd.DataFrame | None:
         mine = _lookup(comparison, r["model"], "dance", r["dance_point"])
         other = _lookup(comparison, r["model"], r["best_other_method"], r["best_other_point"])
         out.append({**r.to_dict(),
+                    "dance_training": training_budget(cfg, "dance"),
+                    "other_training": training_budget(cfg, r["best_other_method"]),
                     "dance_top1": mine.get("top1"), "dance_macs_ratio": mine.get("macs_ratio"),
                     "dance_memory_ratio": mine.get("memory_ratio"),
                     "other_top1": other.get("top1"), "other_macs_ratio": other.get("macs_ratio"),
@@ -75,4 +108,5 @@ def build_t4(cfg: dict, artifact: Artifact) -> list[Path]:
                             "(comparison_matched.csv, column note). Ratio > 1: DANCE needs "
                             "less energy than the best compared method (dense is not one) or "
                             "than dense; empty: no compared method reaches the accuracy "
-                            "floor.")
+                            "floor. Training: what each side was trained with from the dense "
+                            "baseline (compared methods: sota.epochs of fine-tuning).")
