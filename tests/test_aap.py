@@ -435,6 +435,18 @@ def tiny_baseline(tmp_path_factory):
     return cfg
 
 
+@pytest.fixture(scope="module")
+def trained_point(tiny_baseline):
+    """The tiny baseline with one trained and evaluated controller (no_ava@1), shared by the
+    tests that read it: trained once per module, whatever order the tests run in."""
+    from dance.aap.evaluate import evaluate_aap
+    from dance.train.aap import train_aap
+
+    train_aap(tiny_baseline, "c3d", "no_ava", 1)
+    evaluate_aap(tiny_baseline, "c3d", "no_ava", 1)
+    return tiny_baseline
+
+
 def test_training_lowers_macs_as_the_budget_weight_rises(tiny_baseline):
     from dance.aap.evaluate import evaluate_aap
     from dance.train.aap import train_aap
@@ -466,18 +478,12 @@ def test_target_budget_pulls_the_mac_ratio_back_up_from_below():
         budget_term("hinge", below, 0.8, 20.0)
 
 
-def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
+def test_evaluation_writes_decisions_and_the_summary(trained_point):
     from dance.aap.summary import write_summary
     from dance.paths import Paths
-    from dance.train.aap import train_aap
 
-    cfg = tiny_baseline
+    cfg = trained_point
     paths = Paths(cfg)
-    if not paths.aap_eval("c3d", "no_ava", 1).exists():
-        from dance.aap.evaluate import evaluate_aap
-
-        train_aap(cfg, "c3d", "no_ava", 1)
-        evaluate_aap(cfg, "c3d", "no_ava", 1)
     ev = json.loads(paths.aap_eval("c3d", "no_ava", 1).read_text())
     for key in ("top1", "top1_delta", "macs", "memory", "energy", "overhead",
                 "difficulty_correlation", "pruned_check", "per_layer"):
@@ -530,17 +536,14 @@ def test_evaluation_writes_decisions_and_the_summary(tiny_baseline):
         2 + len(terms)
 
 
-def test_val_check_scores_the_whole_val_split_and_writes_nothing(tiny_baseline):
+def test_val_check_scores_the_whole_val_split_and_writes_nothing(trained_point):
     """The recipe check (`aap-val`) reads the val split, never the test split's files."""
     from dance.aap.evaluate import validate_aap
     from dance.data.dataset import open_split
     from dance.paths import Paths
-    from dance.train.aap import train_aap
 
-    cfg = tiny_baseline
+    cfg = trained_point
     paths = Paths(cfg)
-    if not paths.aap_checkpoint("c3d", "no_ava", 1).exists():
-        train_aap(cfg, "c3d", "no_ava", 1)
     before = {p: p.stat().st_mtime_ns for p in paths.results.rglob("*") if p.is_file()}
     r = validate_aap(cfg, "c3d", "no_ava", 1)
     after = {p: p.stat().st_mtime_ns for p in paths.results.rglob("*") if p.is_file()}
@@ -550,22 +553,17 @@ def test_val_check_scores_the_whole_val_split_and_writes_nothing(tiny_baseline):
     assert 0.0 < r["macs_ratio"] <= 1.0
 
 
-def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(tiny_baseline):
+def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(trained_point):
     """With a bench where the unprunable rest (dense-floor) takes half the dense time, no
     point can be credited more than 2× (speedup_floor), the Amdahl speed-up lies between 1
     and that bound and below the MAC-ideal one, and the CLI table shows it."""
-    from dance.aap.evaluate import evaluate_aap
     from dance.aap.summary import bench_table, summary_rows
     from dance.io import write_csv
     from dance.paths import Paths
-    from dance.train.aap import train_aap
 
-    cfg = {**tiny_baseline, "aap": {**tiny_baseline["aap"], "ablations": ["no_ava"],
+    cfg = {**trained_point, "aap": {**trained_point["aap"], "ablations": ["no_ava"],
                                     "ablation_points": [1]}}
     paths = Paths(cfg)
-    if not paths.aap_eval("c3d", "no_ava", 1).exists():
-        train_aap(cfg, "c3d", "no_ava", 1)
-        evaluate_aap(cfg, "c3d", "no_ava", 1)
     bench = [{"variant": "dense", "median_ms": 10.0, "speedup_vs_dense": 1.0,
               "speedup_status": "reference", "threads": 1},
              {"variant": "dense-floor", "median_ms": 5.0, "speedup_vs_dense": 2.0,
@@ -622,19 +620,17 @@ def test_amdahl_speedup_is_one_when_nothing_is_pruned_and_the_floor_bound_at_zer
     assert amdahl_speedup(10.0, 4.0, 0.5) == pytest.approx(10.0 / 7.0)
 
 
-def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
+def test_bench_variant_is_the_prepared_pruned_network(trained_point):
     from dance.aap.bench import parse_name
     from dance.data.dataset import ClipDataset
     from dance.errors import ConfigError
     from dance.measure.variants import build_variant
     from dance.models.trained import load_trained
     from dance.paths import Paths
-    from dance.train.aap import load_controller, train_aap
+    from dance.train.aap import load_controller
 
-    cfg = tiny_baseline
+    cfg = trained_point
     paths = Paths(cfg)
-    if not paths.aap_checkpoint("c3d", "no_ava", 1).exists():
-        train_aap(cfg, "c3d", "no_ava", 1)
     assert parse_name("dance@3") == ("dance", 3, None)
     assert parse_name("dance-frames@0") == ("frames", 0, None)
     assert parse_name("dance@2:tau0") == ("dance", 2, "tau0")
@@ -654,19 +650,17 @@ def test_bench_variant_is_the_prepared_pruned_network(tiny_baseline):
             assert float((a - b).abs().max()) <= 1e-4 * max(1.0, float(a.abs().max()))
 
 
-def test_overhead_probes_run_the_point_without_dropping_anything(tiny_baseline):
+def test_overhead_probes_run_the_point_without_dropping_anything(trained_point):
     """`:tau0` and `:decide` run the trained point's network, controller included, with its
     thresholds forced to 0 / to a tiny positive value: both give the dense network's logits
     (nothing dropped on random clips), and `:decide` really runs every active decision."""
     from dance.aap import execute
+    from dance.commands.registry import bench_families
     from dance.measure.variants import build_variant
     from dance.models.trained import load_trained
-    from dance.paths import Paths
-    from dance.train.aap import train_aap
 
-    cfg = tiny_baseline
-    if not Paths(cfg).aap_checkpoint("c3d", "no_ava", 1).exists():
-        train_aap(cfg, "c3d", "no_ava", 1)
+    cfg = trained_point
+    bench_families()              # the CLI's registration: the test passes run alone too
     model = load_trained(cfg, "c3d", "baseline", 10)
     dense = build_variant("dense", cfg, "c3d", "baseline", copy.deepcopy(model))
     calls = {}
