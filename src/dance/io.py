@@ -124,6 +124,15 @@ def _csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def markdown_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A GitHub-flavoured Markdown table of already formatted cells (each writer keeps its own
+    number format; the layout is this one, for every Markdown table the artifact writes)."""
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def read_json(path: str | Path) -> Any:
     try:
         with open(path) as fh:

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from dance.io import read_json, write_csv
+from dance.io import markdown_table, read_json, write_csv, write_text
 from dance.measure import accuracy
 from dance.paths import Paths
 
@@ -243,16 +243,10 @@ def write_summary(cfg: dict) -> Path:
 
 
 def _write_markdown(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
-    from dance.io import write_text
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            cells.append(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v)))
-        lines.append("| " + " | ".join(cells) + " |")
-    write_text(path, "\n".join(lines) + "\n")
+    write_text(path, markdown_table(cols, ([cell(r.get(c)) for c in cols] for r in rows)))
 
 
 def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from dance.devices import logs
 from dance.devices.drivers import DEVICES, PAPER_SPEEDUP
-from dance.io import read_json, write_csv, write_text
+from dance.io import markdown_table, read_json, write_csv, write_text
 
 COLUMNS = ["device", "model", "method", "status", "latency_median_ms", "latency_iqr_ms",
            "n", "speedup_vs_dense", "avg_power_w", "idle_power_w", "energy_j_per_clip",
@@ -114,13 +114,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     def f(v: Any, spec: str) -> str:
         return "—" if v is None else format(v, spec)
 
-    lines = ["| device | model | method | status | latency ms (IQR) | speed-up | power W | "
-             "J/clip | clips/J | paper speed-up |", "|" + "---|" * 10]
-    for r in rows:
-        lines.append(
-            f"| {r['device']} | {r['model']} | {r['method']} | {r['status']} | "
-            f"{f(r['latency_median_ms'], '.2f')} ({f(r['latency_iqr_ms'], '.2f')}) | "
-            f"{f(r['speedup_vs_dense'], '.2f')} | {f(r['avg_power_w'], '.2f')} | "
-            f"{f(r['energy_j_per_clip'], '.4f')} | {f(r['energy_efficiency_clips_per_j'], '.1f')}"
-            f" | {f(r['paper_speedup'], '.2f')}{' (paper-reported)' if r['paper_speedup'] else ''} |")
-    return "\n".join(lines) + "\n"
+    header = ["device", "model", "method", "status", "latency ms (IQR)", "speed-up", "power W",
+              "J/clip", "clips/J", "paper speed-up"]
+    return markdown_table(header, ([
+        r["device"], r["model"], r["method"], r["status"],
+        f"{f(r['latency_median_ms'], '.2f')} ({f(r['latency_iqr_ms'], '.2f')})",
+        f(r["speedup_vs_dense"], ".2f"), f(r["avg_power_w"], ".2f"),
+        f(r["energy_j_per_clip"], ".4f"), f(r["energy_efficiency_clips_per_j"], ".1f"),
+        f"{f(r['paper_speedup'], '.2f')}{' (paper-reported)' if r['paper_speedup'] else ''}",
+    ] for r in rows))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dance.errors import DanceError
-from dance.io import read_json, write_csv, write_text
+from dance.io import markdown_table, read_json, write_csv, write_text
 from dance.measure import accuracy, energy, memory
 from dance.paths import Paths
 from dance.sota import literature
@@ -319,18 +319,14 @@ def write_comparison(cfg: dict) -> Path:
     return paths.comparison
 
 
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else (f"{v:.4g}" if abs(v) >= 1e4 else f"{v:.3f}")
+    return "" if v is None else str(v)
+
+
 def _markdown(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            if isinstance(v, float):
-                cells.append("" if math.isnan(v) else (f"{v:.4g}" if abs(v) >= 1e4 else f"{v:.3f}"))
-            else:
-                cells.append("" if v is None else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(cols, ([_cell(r.get(c)) for c in cols] for r in rows))
 
 
 __all__ = ["COLUMNS", "SCHEMA", "comparison_rows", "matched_rows", "write_comparison"]

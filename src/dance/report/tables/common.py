@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from dance.io import atomic_paths, dump_csv
+from dance.io import atomic_paths, dump_csv, markdown_table
 from dance.paths import Paths
 from dance.report.data import nan_to_none
 
@@ -72,12 +72,8 @@ def latex_escape(text: str) -> str:
 
 
 def markdown(title: str, columns: Sequence[Column], cells: list[list[str]], note: str) -> str:
-    lines = [f"**{title}**", "", "| " + " | ".join(c.header for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
+    text = f"**{title}**\n\n" + markdown_table((c.header for c in columns), cells)
+    return text + (f"\n{note}\n" if note else "")
 
 
 def latex(name: str, title: str, columns: Sequence[Column], cells: list[list[str]],
