@@ -46,7 +46,7 @@ from dance.measure import macs as macs_mod
 from dance.measure.macs import batch_effective_macs  # noqa: F401  (re-exported)
 from dance.measure.profile import cost_tables
 from dance.measure.stats import distribution
-from dance.nn.probe import example_input
+from dance.nn.probe import example_input, probe_calls
 from dance.paths import Paths
 
 DECISION_COLUMNS = ["clip", "label", "difficulty", "correct", "layer", "frames_kept",
@@ -235,15 +235,10 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
 
 
 def _first_hw(net: AAPNet) -> tuple[int, int]:
-    shape: list[tuple[int, ...]] = []
-    handle = net.backbone.first_act.register_forward_hook(
-        lambda m, a, o: shape.append(tuple(o.shape[-2:])))
-    try:
-        with torch.no_grad():
-            net(example_input(net.backbone, net.input_shape), mode="off")
-    finally:
-        handle.remove()
-    return shape[0]
+    calls = probe_calls(net.backbone, example_input(net.backbone, net.input_shape),
+                        lambda _, m: m is net.backbone.first_act,
+                        run=lambda x: net(x, mode="off"))
+    return tuple(calls[0].output.shape[-2:])
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
 from torch import nn
 
 from dance import checkpoint
@@ -22,7 +21,7 @@ from dance.aap.controller import Controller
 from dance.aap.model import AAPNet, network_macs
 from dance.errors import ConfigError
 from dance.models.trained import load_trained, model_meta
-from dance.nn.probe import example_input
+from dance.nn.probe import example_input, probe_calls
 from dance.paths import Paths
 
 VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
@@ -88,15 +87,9 @@ def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) ->
 
 
 def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:
-    shape: list[tuple[int, ...]] = []
-    handle = backbone.first_act.register_forward_hook(
-        lambda m, a, o: shape.append(tuple(o.shape[1:])))
-    try:
-        with torch.no_grad():
-            backbone.eval()(example_input(backbone, backbone.clip_shape))
-    finally:
-        handle.remove()
-    return shape[0]
+    calls = probe_calls(backbone, example_input(backbone, backbone.clip_shape),
+                        lambda _, m: m is backbone.first_act)
+    return tuple(calls[0].output.shape[1:])
 
 
 def build_net(cfg: dict, model_name: str, variant: str, num_classes: int,

@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from dance.aap.controller import Controller
 from dance.aap.execute import PrunedConv, masks_from_decision
 from dance.aap.prune import apply_masks, hard_masks, soft_gates
-from dance.measure.macs import effective_conv_macs
-from dance.nn.probe import example_input
+from dance.measure.macs import exact_layer_macs
+from dance.nn.probe import example_input, first_calls, probe_calls
 
 MODES = ("off", "soft", "masked", "pruned")
 
@@ -148,46 +148,23 @@ def network_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, An
     backbones): the pruned path may then skip ``abs`` when it builds the profiles.
     """
     prunable = {id(conv): name for name, _, conv in model.prunable_convs()}
-    shapes: dict[int, tuple] = {}
-    order: list[tuple[str, nn.Module]] = []
-    minima: list[float] = []
-
-    def hook(name):
-        def fn(module, args, output):
-            if id(module) not in shapes:
-                shapes[id(module)] = (tuple(args[0].shape[1:]), tuple(output.shape[1:]))
-                order.append((name, module))
-                if id(module) in prunable:
-                    minima.append(float(args[0].min()))
-        return fn
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if isinstance(m, (nn.Conv3d, nn.Linear))]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input(model, input_shape, random=True))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    calls = probe_calls(model, example_input(model, input_shape, random=True),
+                        lambda _, m: isinstance(m, (nn.Conv3d, nn.Linear)))
+    first = first_calls(calls)
+    minima = [float(c.input.min()) for c in first if id(c.module) in prunable]
     names, ins, outs, layer = [], [], [], []
     fixed, fixed_layers = 0, {}
-    for name, module in order:
-        i, o = shapes[id(module)]
-        if isinstance(module, nn.Conv3d):
-            macs = effective_conv_macs(module, i)
-        else:
-            macs = module.in_features * module.out_features
-        if id(module) in prunable:
-            names.append(prunable[id(module)])
+    for c in first:
+        i, o = tuple(c.input.shape[1:]), tuple(c.output.shape[1:])
+        macs = exact_layer_macs(c.module, i)
+        if id(c.module) in prunable:
+            names.append(prunable[id(c.module)])
             ins.append(i)
             outs.append(o)
             layer.append(int(macs))
         else:
             fixed += int(macs)
-            fixed_layers[name] = int(macs)
+            fixed_layers[c.name] = int(macs)
     return {"names": names, "in_shapes": ins, "out_shapes": outs, "layer_macs": layer,
             "fixed_macs": fixed, "fixed_layers": fixed_layers, "total": fixed + sum(layer),
             "nonneg": bool(minima) and min(minima) >= 0.0}

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dance.aap.model import AAPNet
-from dance.nn.probe import example_input
+from dance.nn.probe import example_input, probe_calls
 
 
 def keep_mask(s: Tensor, tau: Tensor) -> Tensor:
@@ -194,22 +194,10 @@ class StaticAdaptivePool3d(nn.Module):
 def static_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
     """Replace every adaptive 3D pool by a :class:`StaticAdaptivePool3d` for the input size
     it sees at clip shape `input_shape` (in place; exact)."""
-    seen: dict[str, tuple[int, ...]] = {}
     pools = {name: m for name, m in model.named_modules()
              if isinstance(m, (nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool3d))}
-
-    def hook(name: str):
-        def record(module, args, output) -> None:
-            seen[name] = tuple(args[0].shape[2:])
-        return record
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in pools.items()]
-    try:
-        with torch.no_grad():
-            model.eval()(example_input(model, input_shape))
-    finally:
-        for h in handles:
-            h.remove()
+    seen = {c.name: tuple(c.input.shape[2:]) for c in probe_calls(
+        model, example_input(model, input_shape), lambda n, _: n in pools)}
     for name, pool in pools.items():
         size = seen[name]
         out = pool.output_size

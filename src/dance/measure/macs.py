@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dance.nn.probe import example_input, first_calls, probe_calls
+
 # Ops fvcore would count that are not multiply-adds under our convention.
 NOT_MACS = (
     "aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
@@ -55,31 +57,16 @@ def _analysis(model: nn.Module, input_shape: Sequence[int]):
         warnings.simplefilter("ignore", DeprecationWarning)
         from fvcore.nn import FlopCountAnalysis
 
-    was_training = model.training
-    param = next(model.parameters(), None)
-    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None,
-                    device=param.device if param is not None else None)
-    shapes: dict[str, tuple[list[int], list[int]]] = {}
-    order: list[str] = []
-
-    def hook(name):
-        def fn(module, args, output):
-            if name not in shapes:
-                order.append(name)
-                shapes[name] = (list(args[0].shape), list(output.shape))
-        return fn
-
+    x = example_input(model, input_shape, keep_batch=True)
     leaves = {n: m for n, m in model.named_modules() if n and not any(m.children())}
-    handles = [m.register_forward_hook(hook(n)) for n, m in leaves.items()]
+    calls = first_calls(probe_calls(model, x, lambda n, _: n in leaves))  # shapes, order
+    order = [c.name for c in calls]
+    shapes = {c.name: (list(c.input.shape), list(c.output.shape)) for c in calls}
     fvcore_log = logging.getLogger("fvcore")
     old_level = fvcore_log.level
+    was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
-            model(x)  # shapes, execution order
-        for h in handles:
-            h.remove()
-        handles = []
         fvcore_log.setLevel(logging.ERROR)
         fca = FlopCountAnalysis(model, (x,)).clear_op_handles()
         fca.set_op_handle(**_mac_handles(), **{op: None for op in NOT_MACS})
@@ -91,8 +78,6 @@ def _analysis(model: nn.Module, input_shape: Sequence[int]):
             by_module = fca.by_module()
             ignored = dict(sorted(fca.unsupported_ops().items()))
     finally:
-        for h in handles:
-            h.remove()
         fvcore_log.setLevel(old_level)
         model.train(was_training)
     return by_module, ignored, leaves, order, shapes

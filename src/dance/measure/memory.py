@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
+
+from dance.nn.probe import example_input, probe_calls
 
 FIELDS = ("weights_read", "inputs_read", "outputs_written")
 
@@ -85,34 +86,17 @@ def dense_profile(model: nn.Module, input_shape: Sequence[int] = (1, 3, 16, 112,
 
     Runs one forward pass on a zero clip in eval mode under no_grad (mode restored).
     """
+    x = example_input(model, input_shape, keep_batch=True)
     rows: list[dict[str, Any]] = []
-
-    def hook(name):
-        def fn(module, args, output):
-            ins, outs = list(args[0].shape), list(output.shape)
-            if isinstance(module, nn.Conv3d):
-                acc = conv_accesses(module, ins, outs, module.in_channels, _prod(ins),
-                                    bytes_per_element)
-            else:
-                acc = linear_accesses(module, ins, outs, bytes_per_element)
-            rows.append({"layer": name, "type": type(module).__name__,
-                         "in_shape": ins, "out_shape": outs, **acc})
-        return fn
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if isinstance(m, (nn.Conv3d, nn.Linear))]
-    was_training = model.training
-    param = next(model.parameters(), None)
-    x = torch.zeros(tuple(input_shape), dtype=param.dtype if param is not None else None,
-                    device=param.device if param is not None else None)
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    for call in probe_calls(model, x, lambda _, m: isinstance(m, (nn.Conv3d, nn.Linear))):
+        module, ins, outs = call.module, list(call.input.shape), list(call.output.shape)
+        if isinstance(module, nn.Conv3d):
+            acc = conv_accesses(module, ins, outs, module.in_channels, _prod(ins),
+                                bytes_per_element)
+        else:
+            acc = linear_accesses(module, ins, outs, bytes_per_element)
+        rows.append({"layer": call.name, "type": type(module).__name__,
+                     "in_shape": ins, "out_shape": outs, **acc})
     return rows
 
 

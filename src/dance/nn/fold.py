@@ -17,29 +17,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dance.nn.probe import example_input
+from dance.nn.probe import example_input, first_calls, probe_calls
 
 
 def conv_bn_pairs(model: nn.Module, input_shape: tuple[int, ...] | None = None,
                   ) -> list[tuple[str, str]]:
     """(conv name, batchnorm name) for every BatchNorm3d applied directly to a conv output."""
     shape = tuple(input_shape or model.clip_shape)
-    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
-
-    def hook(module, args, output):
-        calls.append((module, args[0], output))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv3d, nn.BatchNorm3d))]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input(model, shape))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    calls = [(c.module, c.input, c.output) for c in probe_calls(
+        model, example_input(model, shape), lambda _, m: isinstance(m, (nn.Conv3d, nn.BatchNorm3d)))]
     names = {id(m): n for n, m in model.named_modules()}
     pairs = []
     for (conv, _, out), (bn, bn_in, _) in zip(calls, calls[1:], strict=False):
@@ -95,21 +81,9 @@ def trim_padding_taps(model: nn.Module, input_shape: tuple[int, ...] | None = No
     network then only accepts clips of the traced shape; each trimmed conv checks that.
     """
     shape = tuple(input_shape or model.clip_shape)
-    ins: dict[int, tuple[int, ...]] = {}
-
-    def hook(module, args):
-        ins.setdefault(id(module), tuple(args[0].shape[1:]))
-
     convs = [m for m in model.modules() if isinstance(m, nn.Conv3d)]
-    handles = [m.register_forward_pre_hook(hook) for m in convs]
-    was_training = model.training
-    try:
-        model.eval()
-        model(example_input(model, shape))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    ins = {id(c.module): tuple(c.input.shape[1:]) for c in first_calls(probe_calls(
+        model, example_input(model, shape), lambda _, m: isinstance(m, nn.Conv3d)))}
     for conv in convs:
         if id(conv) not in ins or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             continue
