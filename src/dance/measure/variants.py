@@ -100,12 +100,20 @@ def prepare_memory_format(model: nn.Module, cfg: dict) -> nn.Module:
     return model
 
 
+def timed_network(model: nn.Module, cfg: dict,
+                  convs: Callable[[nn.Module], nn.Module] = use_fast_convs) -> nn.Module:
+    """The rewrite every timed network gets, in one place: eval mode, BatchNorm folded and
+    padding-only taps dropped (:func:`prepare_network`), the policy convs (`convs`), the
+    bench's memory format (:func:`prepare_memory_format`)."""
+    return prepare_memory_format(convs(prepare_network(model.eval(), cfg)), cfg).eval()
+
+
 def _dense(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return prepare_memory_format(use_fast_convs(prepare_network(model, cfg)), cfg).eval()
+    return timed_network(model, cfg)
 
 
 def _dense_native(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return prepare_memory_format(use_native_convs(prepare_network(model, cfg)), cfg).eval()
+    return timed_network(model, cfg, use_native_convs)
 
 
 def _dense_channels_last(cfg: dict, model_name: str, stage: str, model: nn.Module,

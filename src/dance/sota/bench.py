@@ -4,8 +4,8 @@
 aggressive net with the selector head, escalating to the mild net below the threshold (the
 decision is taken per clip inside the timed call, so the time includes the head and every
 escalation on the bench's clips). Every variant is rewritten like the dense reference
-(:func:`dance.measure.variants.prepare_network`, policy convs, the bench's memory format)
-and timed interleaved with it by ``python -m dance bench-sota``
+(:func:`dance.measure.variants.timed_network`: BN folded, policy convs, the bench's memory
+format) and timed interleaved with it by ``python -m dance bench-sota``
 (:func:`dance.measure.bench.run_bench` → ``Paths.sota_bench``). A record takes its latency
 from that file (:func:`bench_latency`), or says why there is none.
 """
@@ -14,13 +14,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from dance.measure.variants import (
-    VariantFn,
-    prepare_memory_format,
-    prepare_network,
-    register_family,
-)
-from dance.nn.conv import use_fast_convs
+from dance.measure import variants
+from dance.measure.variants import VariantFn, register_family
 from dance.sota.record import bench_latency, l1_variant  # noqa: F401  (re-exported)
 
 
@@ -36,8 +31,7 @@ def bench_variants(cfg: dict) -> list[str]:
 def timed_network(cfg: dict, net: nn.Module, like: nn.Module) -> nn.Module:
     """`net` (loaded on the CPU) rewritten like every bench variant (BN folded, padding taps
     dropped, policy convs, the bench's memory format) on the device of the bench's `like`."""
-    net = net.to(next(like.parameters()).device)
-    return prepare_memory_format(use_fast_convs(prepare_network(net.eval(), cfg)), cfg).eval()
+    return variants.timed_network(net.to(next(like.parameters()).device), cfg)
 
 
 def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,

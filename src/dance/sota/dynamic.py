@@ -207,12 +207,11 @@ def bench_clips(cfg: dict, test: ClipDataset) -> list[Tensor]:
 
 def _prepared(net: nn.Module, cfg: dict, clip_shape: tuple[int, ...] | None = None,
               ) -> nn.Module:
-    from dance.measure.variants import prepare_memory_format, prepare_network
-    from dance.nn.conv import use_fast_convs
+    from dance.measure.variants import timed_network
 
     if clip_shape is not None:
         net.clip_shape = clip_shape
-    return prepare_memory_format(use_fast_convs(prepare_network(net.eval(), cfg)), cfg)
+    return timed_network(net, cfg)
 
 
 def timed_gating(net: GatedNet, cfg: dict):
