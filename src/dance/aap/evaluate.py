@@ -166,15 +166,9 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
     acc_total = sum(costs["accesses"][k] for k in memory.FIELDS)
     dense_acc_total = sum(dense_acc.values())
     tables = cost_tables(cfg)
-    energy_out = {}
-    for name, table in tables.items():
-        dense_e = energy.estimate(dense_macs, dense_acc, table)
-        per_clip = np.array([energy.estimate(
-            float(costs["macs"][i]), {k: int(costs["accesses"][k][i]) for k in memory.FIELDS},
-            table)["total"] for i in range(len(labels))])
-        energy_out[name] = {"dense": dense_e["total"], "mean": float(per_clip.mean()),
-                            "ratio": float(per_clip.mean() / dense_e["total"]),
-                            "unit": dense_e["unit"], "label": "model estimate"}
+    clip_acc = {k: [int(v) for v in costs["accesses"][k]] for k in memory.FIELDS}
+    energy_out = {name: energy.per_clip_summary(costs["macs"], clip_acc, dense_macs, dense_acc,
+                                                table) for name, table in tables.items()}
     a1_shape = (net.controller.channels, net.controller.frames, *_first_hw(net))
     prune_ops = pruning_ops(net, data["tau"], data["masks"])
     per_layer = []

@@ -27,8 +27,10 @@ Pass a dict instead of a preset name to use other costs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from dance.errors import ConfigError
 
@@ -95,3 +97,19 @@ def estimate(macs: float, accesses: Mapping[str, Any],
         "label": "model estimate",
         "preset": table["name"],
     }
+
+
+def per_clip_summary(clip_macs: Sequence[float], clip_accesses: Mapping[str, Sequence[float]],
+                     dense_macs: float, dense_accesses: Mapping[str, Any],
+                     preset: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Energy of every clip of a network whose work varies per clip, summarised against the
+    dense network's: {dense, mean, ratio, p5, p95, unit, label} — the one per-clip energy
+    loop of the AAP evaluation and the comparison records."""
+    dense = estimate(dense_macs, dense_accesses, preset)
+    per_clip = np.array([
+        estimate(float(clip_macs[i]), {k: clip_accesses[k][i] for k in clip_accesses},
+                 preset)["total"] for i in range(len(clip_macs))])
+    return {"dense": dense["total"], "mean": float(per_clip.mean()),
+            "ratio": float(per_clip.mean() / dense["total"]),
+            "p5": float(np.percentile(per_clip, 5)), "p95": float(np.percentile(per_clip, 95)),
+            "unit": dense["unit"], "label": "model estimate"}

@@ -152,16 +152,8 @@ def build_record(*, method: str, model: str, operating_point: str | int,
     correct_n = int(ok.sum())
     correct_dense = accuracy.correct_of({"clips": n, **dense})   # same test split
     dense_macs = float(dense["macs"])
-    energy_out = {}
-    for name, table in tables.items():
-        dense_e = energy.estimate(dense_macs, dense["accesses"], table)
-        per_clip = np.array([energy.estimate(clip_macs[i], {k: acc[k][i] for k in acc},
-                                             table)["total"] for i in range(n)])
-        energy_out[name] = {"dense": dense_e["total"], "mean": float(per_clip.mean()),
-                            "ratio": float(per_clip.mean() / dense_e["total"]),
-                            "p5": float(np.percentile(per_clip, 5)),
-                            "p95": float(np.percentile(per_clip, 95)),
-                            "unit": dense_e["unit"], "label": "model estimate"}
+    energy_out = {name: energy.per_clip_summary(clip_macs, acc, dense_macs, dense["accesses"],
+                                                table) for name, table in tables.items()}
     lat = _latency(latency)
     return {
         "schema": SCHEMA, "method": method, "model": model,
