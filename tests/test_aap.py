@@ -314,7 +314,7 @@ def test_controller_costs_well_under_one_percent(name):
     model = build_model(name, 10, width=0.25, frames=8, size=64).eval()
     net = AAPNet(model, None)
     a1 = (16, 8, 64, 64) if name == "c3d" else (16, 8, 32, 32)
-    ctrl = Controller(a1[0], a1[1], len(net.names), hidden=64)
+    ctrl = Controller(a1[0], a1[1], len(net.names), hidden=64, tau_max=2.0, tau_init=0.2)
     assert ctrl.macs() / net.macs["total"] < 0.01 * 0.1          # ≪ 1%
     assert stats_ops(a1) / net.macs["total"] < 0.01
     stats = first_layer_stats(torch.rand(2, *a1))
@@ -725,7 +725,7 @@ def test_decisions_that_prune_almost_nothing_are_switched_off_and_stay_off(tiny_
     torch.manual_seed(0)
     model = build_model("c3d", 5, width=0.125, frames=4, size=32).eval()
     layers = len(model.prunable_convs())
-    ctrl = Controller(channels=8, frames=4, layers=layers)
+    ctrl = Controller(channels=8, frames=4, layers=layers, hidden=64, tau_max=2.0, tau_init=0.2)
     with torch.no_grad():
         ctrl.net[2].weight.zero_()
         bias = torch.full((layers, 3), -1e4)         # τ = 0: keep everything

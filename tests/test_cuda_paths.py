@@ -98,7 +98,9 @@ def test_backbone_and_aap_forward_on_the_gpu(name):
     backbone = build_model(name, 5, width=0.125, frames=4, size=16).eval()
     layers = len(backbone.prunable_convs())
     first = backbone.first_conv.out_channels
-    net = AAPNet(backbone, Controller(channels=first, frames=4, layers=layers, hidden=8),
+    ctrl = Controller(channels=first, frames=4, layers=layers, hidden=8, tau_max=2.0,
+                      tau_init=0.2)
+    net = AAPNet(backbone, ctrl,
                  input_shape=(3, 4, 16, 16))
     net = net.to(GPU)
     with SameDevice():

@@ -51,7 +51,8 @@ def _dance_net(name: str, seed: int = 0) -> tuple[AAPNet, torch.Tensor]:
         model(torch.zeros(1, 3, 8, 32, 32))
     h.remove()
     mask = [[s[1] >= 4, True, True] for s in probe.macs["in_shapes"]]
-    ctrl = Controller(a1[0][0], a1[0][1], len(probe.names), tau_init=0.9, mask=mask,
+    ctrl = Controller(a1[0][0], a1[0][1], len(probe.names), hidden=64, tau_max=2.0,
+                      tau_init=0.9, mask=mask,
                       active_layers=[i != 1 for i in range(len(probe.names))])
     with torch.no_grad():      # thresholds vary per clip but stay off τ_max: a saturated τ
         ctrl.net[2].weight.normal_(0.0, 0.5)   # can meet a share exactly (float ties)

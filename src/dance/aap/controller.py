@@ -73,10 +73,12 @@ def _reduce_rows(rows: Tensor, op, block: int = 128) -> Tensor:
 class Controller(nn.Module):
     """Thresholds [N, L, 3] in [0, τ_max] from first-activation statistics (module doc)."""
 
-    def __init__(self, channels: int, frames: int, layers: int, hidden: int = 64,
-                 tau_max: float = 2.0, dims: Sequence[bool] = (True, True, True),
-                 tau_init: float = 0.2, active_layers: Sequence[bool] | None = None,
+    def __init__(self, channels: int, frames: int, layers: int, *, hidden: int,
+                 tau_max: float, tau_init: float, dims: Sequence[bool] = (True, True, True),
+                 active_layers: Sequence[bool] | None = None,
                  mask: Sequence[Sequence[bool]] | None = None, stats_stride: int = 1) -> None:
+        """`hidden`, `tau_max`, `tau_init`: the `aap` keys of those names (their one default
+        is in the config schema; a trained controller's spec stores them)."""
         super().__init__()
         self.channels, self.frames, self.layers = int(channels), int(frames), int(layers)
         self.stats_stride = int(stats_stride)
