@@ -232,3 +232,10 @@ def report_outputs(artifact_id, category):
 
 def artifact_inputs(artifact_id):
     return lambda wildcards: report_inputs(artifact_id)
+
+
+def artifact_trigger(artifact):
+    """The params trigger of a table or figure rule: the config sections it reads (every
+    figure reads `plots`); none for an artifact that reads only its inputs."""
+    sections = (("plots",) if artifact.kind == "figure" else ()) + artifact.settings
+    return {"fp": fp(*sections)} if sections else {}

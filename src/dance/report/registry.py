@@ -35,6 +35,8 @@ class Artifact:
     module: str                # module drawing it; its function is `build_<id>`
     inputs: Inputs             # required result files
     optional: Inputs = field(default=_none)   # files of optional stages, read when present
+    settings: tuple[str, ...] = ()   # config sections it reads besides its inputs (the rule's
+                                     # params trigger; figures also read `plots`)
 
     @property
     def function(self) -> str:
@@ -127,33 +129,34 @@ def claims_optional(cfg: dict) -> list[Path]:
 _T, _F = "dance.report.tables", "dance.report.figures"
 ARTIFACTS: dict[str, Artifact] = {a.id: a for a in [
     Artifact("T1", "table", "t1_models", "T1. Models and data: accuracy, size and dense cost, "
-             "baseline vs AVA", f"{_T}.models", _t1),
+             "baseline vs AVA", f"{_T}.models", _t1, settings=("dataset",)),
     Artifact("T2", "table", "t2_savings", "T2. DANCE savings per operating point, with "
-             "ablations", f"{_T}.savings", _summary),
+             "ablations", f"{_T}.savings", _summary, settings=("claims",)),
     Artifact("T3", "table", "t3_devices", "T3. Latency, speed-up, power and energy per "
              "device", f"{_T}.devices", _none, _devices),
     Artifact("T4", "table", "t4_sota", "T4. DANCE vs the state of the art at matched "
              "accuracy", f"{_T}.sota", _none, _comparison),
     Artifact("F1", "figure", "f1_pruned_tensor", "F1. Frames, channels and features kept "
-             "for one test clip", f"{_F}.pruning", _masks_first_model),
+             "for one test clip", f"{_F}.pruning", _masks_first_model, settings=("claims",)),
     Artifact("F2", "figure", "f2_ava_training", "F2. AVA loss terms during fine-tuning",
              f"{_F}.ava", _ava_histories),
     Artifact("F3", "figure", "f3_clip_patterns", "F3. Per-layer pruning pattern of sample "
-             "clips", f"{_F}.pruning", _decisions_first_model),
+             "clips", f"{_F}.pruning", _decisions_first_model, settings=("claims",)),
     Artifact("F4", "figure", "f4_overhead", "F4. Cost of the 3D CNN, the AVA statistics and "
-             "the AAP controller", f"{_F}.overhead", _dance_evals),
+             "the AAP controller", f"{_F}.overhead", _dance_evals, settings=("claims",)),
     Artifact("F5", "figure", "f5_magnitudes", "F5. Frame, channel and feature magnitude "
              "profiles before and after AVA", f"{_F}.ava", _ava_profiles),
     Artifact("F6", "figure", "f6_accuracy_macs", "F6. Accuracy vs effective MACs of every "
-             "method", f"{_F}.tradeoff", _tradeoff, lambda cfg: [Paths(cfg).comparison]),
+             "method", f"{_F}.tradeoff", _tradeoff, lambda cfg: [Paths(cfg).comparison],
+             settings=("claims",)),
     Artifact("F7", "figure", "f7_layer_pruning", "F7. Per-layer pruning ratios",
-             f"{_F}.pruning", _dance_evals),
+             f"{_F}.pruning", _dance_evals, settings=("claims",)),
     Artifact("F8", "figure", "f8_macs_difficulty", "F8. Per-clip MACs vs clip difficulty",
-             f"{_F}.tradeoff", _per_clip),
+             f"{_F}.tradeoff", _per_clip, settings=("claims",)),
     Artifact("F9", "figure", "f9_devices", "F9. Speed-up and energy per device",
              f"{_F}.devices", _none, _devices),
     Artifact("F10", "figure", "f10_efficiency", "F10. Energy efficiency vs the state of the "
-             "art", f"{_F}.sota", _none, _comparison),
+             "art", f"{_F}.sota", _none, _comparison, settings=("energy",)),
 ]}
 TABLES = [a for a in ARTIFACTS.values() if a.kind == "table"]
 FIGURES = [a for a in ARTIFACTS.values() if a.kind == "figure"]
