@@ -601,11 +601,30 @@ def test_t4_states_each_sides_training_budget(tmp_path):
     cfg = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
                       ava={"epochs": 1}, aap={"epochs": 10, "train_clips": 1000})
     assert training_budget(cfg, "dance") == (
-        "AVA 1 epoch = 2,000 clip passes (whole network) + controller 10 × 1,000 = 10,000 "
-        "clip passes (controller only, backbone frozen)")
-    assert training_budget(cfg, "fbs") == "1 epoch = 2,000 clip passes (whole network + decisions)"
+        "AVA 1 epoch = 2,000 clip passes + controller 10 × 1,000 clip passes (backbone frozen)")
+    assert training_budget(cfg, "fbs") == "1 epoch = 2,000 clip passes (with its decisions)"
     assert training_budget(cfg, None) is None
     longer = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
                          sota={"epochs": 5})
-    assert training_budget(longer, "l1") == "5 epochs = 10,000 clip passes (whole network)"
+    assert training_budget(longer, "l1") == "5 epochs = 10,000 clip passes"
     assert training_budget(longer, "selector").startswith("both L1 nets 5 epochs")
+
+
+def test_t4_reads_both_sides_measured_speedup(tmp_path):
+    """Issue 20.7: 'faster than dense' and 'faster than the best compared method' read off
+    T4: each side's measured host speed-up stands beside its energy."""
+    from dance.report.tables import sota
+
+    cfg = tiny_config(tmp_path)
+    paths = Paths(cfg)
+    base = {"model": "c3d", "top1": 0.78, "top1_delta": 0.0, "macs_ratio": 0.9,
+            "memory_ratio": 0.9}
+    write_csv(paths.comparison, [
+        {**base, "method": "dance", "operating_point": "5", "speedup_measured": 0.92},
+        {**base, "method": "l1", "operating_point": "mild", "speedup_measured": 1.19}])
+    write_csv(paths.comparison_matched, [
+        {**{c: "" for c in data.MATCHED_COLUMNS}, "model": "c3d", "preset": "eyeriss65",
+         "dance_point": "5", "best_other_method": "l1", "best_other_point": "mild"}],
+        data.MATCHED_COLUMNS)
+    (row,) = sota.rows(cfg).to_dict("records")
+    assert row["dance_speedup"] == 0.92 and row["other_speedup"] == 1.19

@@ -5,7 +5,9 @@ operating point and the best compared method's point at matched accuracy (dense 
 one), each with its top-1, effective MACs, memory accesses and energy (model estimates,
 from ``comparison.csv``), and two energy-efficiency ratios kept apart: against the best
 compared method (empty when none reaches the accuracy floor: the note names the nearest)
-and against dense. Each side's training budget is stated beside it (:func:`training_budget`,
+and against dense; each side's measured host speed-up over dense beside them (issue 20.7),
+so "faster than dense" and "faster than the best compared method" both read off the table.
+Each side's training budget is stated beside it (:func:`training_budget`,
 issue 23.2): DANCE's AVA fine-tuning plus its controller's passes, a compared method's
 fine-tuning (``sota.epochs``, AVA's epochs when unset) — in epochs and clip passes.
 Until that stage has run, the table has no rows and says so ("not available yet").
@@ -29,12 +31,14 @@ COLUMNS = [
     Column("dance_memory_ratio", "DANCE memory (% dense)", pct),
     Column("dance_energy", "DANCE energy (model)", "{:.4g}"),
     Column("dance_training", "DANCE training"),
+    Column("dance_speedup", "DANCE speed-up (host, measured)", times),
     Column("best_other_method", "Best other method"), Column("best_other_point", "Its point"),
     Column("other_top1", "Its top-1 (%)", pct),
     Column("other_macs_ratio", "Its MACs (% dense)", pct),
     Column("other_memory_ratio", "Its memory (% dense)", pct),
     Column("best_other_energy", "Its energy (model)", "{:.4g}"),
     Column("other_training", "Its training"),
+    Column("other_speedup", "Its speed-up (host, measured)", times),
     Column("efficiency_ratio", "Efficiency vs best compared", times),
     Column("efficiency_vs_dense", "Efficiency vs dense", times), Column("note", "Note"),
 ]
@@ -56,11 +60,10 @@ def training_budget(cfg: dict, method: str | None) -> str | None:
     finetune = cfg["sota"].get("epochs") or ava
     method = str(method).lower()
     if method == "dance":
-        return (f"AVA {_epochs(ava, train)} (whole network) + controller {aap['epochs']} × "
-                f"{aap['train_clips']:,} = {aap['epochs'] * aap['train_clips']:,} clip passes "
-                f"(controller only, backbone frozen)")
+        return (f"AVA {_epochs(ava, train)} + controller {aap['epochs']} × "
+                f"{aap['train_clips']:,} clip passes (backbone frozen)")
     if method in ("l1", "fbs", "frame_skip"):
-        return f"{_epochs(finetune, train)} (whole network{'' if method == 'l1' else ' + decisions'})"
+        return _epochs(finetune, train) + ("" if method == "l1" else " (with its decisions)")
     if method == "selector":
         return (f"both L1 nets {_epochs(finetune, train)} + selector head "
                 f"{cfg['sota']['selector']['epochs']} epochs on the val split")
@@ -91,6 +94,8 @@ def rows(cfg: dict) -> pd.DataFrame | None:
                     "other_training": training_budget(cfg, r["best_other_method"]),
                     "dance_top1": mine.get("top1"), "dance_macs_ratio": mine.get("macs_ratio"),
                     "dance_memory_ratio": mine.get("memory_ratio"),
+                    "dance_speedup": mine.get("speedup_measured"),
+                    "other_speedup": other.get("speedup_measured"),
                     "other_top1": other.get("top1"), "other_macs_ratio": other.get("macs_ratio"),
                     "other_memory_ratio": other.get("memory_ratio")})
     return pd.DataFrame(out)
@@ -109,4 +114,6 @@ def build_t4(cfg: dict, artifact: Artifact) -> list[Path]:
                             "less energy than the best compared method (dense is not one) or "
                             "than dense; empty: no compared method reaches the accuracy "
                             "floor. Training: what each side was trained with from the dense "
-                            "baseline (compared methods: sota.epochs of fine-tuning).")
+                            "baseline (compared methods: sota.epochs of fine-tuning). Speed-up: "
+                            "batch-1 latency of dense / the network's, timed interleaved with "
+                            "dense on this host; empty for an interpolated point.")
