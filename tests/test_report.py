@@ -595,19 +595,24 @@ def test_f1_and_f3_show_the_clips_and_layers_that_illustrate_the_pruning():
 
 def test_t4_states_each_sides_training_budget(tmp_path):
     """Issue 23.2: the compared methods were fine-tuned for one epoch while DANCE's
-    controllers saw 10 × 1000 clips; T4 states both budgets, and sota.epochs moves theirs."""
+    controllers saw 10 × 1000 clips; T4 states both budgets, read from the stages' histories
+    (what the run did, whatever the config says now), else from the config."""
     from dance.report.tables.sota import training_budget
 
     cfg = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
-                      ava={"epochs": 1}, aap={"epochs": 10, "train_clips": 1000})
-    assert training_budget(cfg, "dance") == (
+                      ava={"epochs": 1}, aap={"epochs": 10, "train_clips": 1000},
+                      sota={"epochs": 5})
+    assert training_budget(cfg, "c3d", "dance", "interp(3,2)") == (
         "AVA 1 epoch = 2,000 clip passes + controller 10 × 1,000 clip passes (backbone frozen)")
-    assert training_budget(cfg, "fbs") == "1 epoch = 2,000 clip passes (with its decisions)"
-    assert training_budget(cfg, None) is None
-    longer = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
-                         sota={"epochs": 5})
-    assert training_budget(longer, "l1") == "5 epochs = 10,000 clip passes"
-    assert training_budget(longer, "selector").startswith("both L1 nets 5 epochs")
+    assert training_budget(cfg, "c3d", "l1", "mild") == "5 epochs = 10,000 clip passes"
+    assert training_budget(cfg, "c3d", None) is None
+    paths = Paths(cfg)
+    write_csv(paths.history("c3d", "gating@0"), [{"epoch": 1, "val_top1": 0.5}])
+    assert training_budget(cfg, "c3d", "fbs", "0") == (
+        "1 epoch = 2,000 clip passes (with its decisions)")
+    write_csv(paths.aap_history("c3d", "dance", 2), [{"epoch": e} for e in range(1, 4)])
+    assert "controller 3 × 1,000" in training_budget(cfg, "c3d", "dance", "2")
+    assert training_budget(cfg, "c3d", "selector", "t0.9").startswith("both L1 nets 5 epochs")
 
 
 def test_t4_reads_both_sides_measured_speedup(tmp_path):

@@ -9,12 +9,13 @@ and against dense; each side's measured host speed-up over dense beside them (is
 so "faster than dense" and "faster than the best compared method" both read off the table.
 Each side's training budget is stated beside it (:func:`training_budget`,
 issue 23.2): DANCE's AVA fine-tuning plus its controller's passes, a compared method's
-fine-tuning (``sota.epochs``, AVA's epochs when unset) — in epochs and clip passes.
+fine-tuning — in epochs (read from the stages' histories) and clip passes.
 Until that stage has run, the table has no rows and says so ("not available yet").
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -49,25 +50,47 @@ def _epochs(n: int, train_clips: int | None) -> str:
     return f"{n} epoch{'s' if n != 1 else ''}{passes}"
 
 
-def training_budget(cfg: dict, method: str | None) -> str | None:
-    """What trained a T4 row's method from the dense baseline, in epochs and clip passes (the
-    train split's size is known for the generated data set; otherwise epochs only)."""
+def _epochs_trained(path: Path) -> int | None:
+    """Epochs a stage was trained, from its history (one row per epoch); None if absent."""
+    if not path.exists():
+        return None
+    with open(path, newline="") as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+def training_budget(cfg: dict, model: str, method: str | None, point=None) -> str | None:
+    """What trained a T4 row's network from the dense baseline, in epochs and clip passes.
+    The epochs are read from the stages' histories (what the run really did; the config's
+    values where a history is missing); the train split's size is known for the generated
+    data set, otherwise epochs only."""
     if method is None or isinstance(method, float):
         return None
+    paths = Paths(cfg)
     synthetic = cfg["dataset"]["name"] == "synthetic"
     train = cfg["dataset"]["synthetic"]["train_clips"] if synthetic else None
-    ava, aap = cfg["ava"]["epochs"], cfg["aap"]
-    finetune = cfg["sota"].get("epochs") or ava
-    method = str(method).lower()
+    aap = cfg["aap"]
+    finetune = cfg["sota"].get("epochs") or cfg["ava"]["epochs"]
+    method, point = str(method).lower(), str(point)
+
+    def trained(path: Path, default: int) -> int:
+        found = _epochs_trained(path)
+        return default if found is None else found
+
     if method == "dance":
-        return (f"AVA {_epochs(ava, train)} + controller {aap['epochs']} × "
-                f"{aap['train_clips']:,} clip passes (backbone frozen)")
-    if method in ("l1", "fbs", "frame_skip"):
-        return _epochs(finetune, train) + ("" if method == "l1" else " (with its decisions)")
+        ava = trained(paths.history(model, "ava"), cfg["ava"]["epochs"])
+        ctrl = (trained(paths.aap_history(model, "dance", int(point)), aap["epochs"])
+                if point.isdigit() else aap["epochs"])
+        return (f"AVA {_epochs(ava, train)} + controller {ctrl} × {aap['train_clips']:,} "
+                f"clip passes (backbone frozen)")
+    stage = {"l1": f"l1_{point}", "fbs": f"gating@{point}",
+             "frame_skip": f"frame_skip@{point}", "selector": "l1_mild"}.get(method)
+    if stage is None:
+        return None
+    epochs = _epochs(trained(paths.history(model, stage), finetune), train)
     if method == "selector":
-        return (f"both L1 nets {_epochs(finetune, train)} + selector head "
-                f"{cfg['sota']['selector']['epochs']} epochs on the val split")
-    return None
+        head = trained(paths.sota_history(model, "selector"), cfg["sota"]["selector"]["epochs"])
+        return f"both L1 nets {epochs} + selector head {head} epochs on the val split"
+    return epochs + (" (with its decisions)" if method in ("fbs", "frame_skip") else "")
 
 
 def _lookup(comparison: pd.DataFrame | None, model: str, method: str, point) -> dict:
@@ -90,8 +113,10 @@ def rows(cfg: dict) -> pd.DataFrame | None:
         mine = _lookup(comparison, r["model"], "dance", r["dance_point"])
         other = _lookup(comparison, r["model"], r["best_other_method"], r["best_other_point"])
         out.append({**r.to_dict(),
-                    "dance_training": training_budget(cfg, "dance"),
-                    "other_training": training_budget(cfg, r["best_other_method"]),
+                    "dance_training": training_budget(cfg, r["model"], "dance",
+                                                      r["dance_point"]),
+                    "other_training": training_budget(cfg, r["model"], r["best_other_method"],
+                                                      r["best_other_point"]),
                     "dance_top1": mine.get("top1"), "dance_macs_ratio": mine.get("macs_ratio"),
                     "dance_memory_ratio": mine.get("memory_ratio"),
                     "dance_speedup": mine.get("speedup_measured"),
