@@ -93,6 +93,7 @@ MEASURED_FIELDS = frozenset({
     "export_seconds",                                                     # onnx_export.json
     "speedup_tau0", "speedup_decide", "controller_overhead_ms",           # overhead probes
     "decision_overhead_us_per_conv",
+    "dance_speedup", "other_speedup",                                     # T4's speed-ups
 })
 # Fields that are not time but record when and where the run happened (the tests run into
 # different folders; the config fingerprint covers those folders): {file name: keys}.

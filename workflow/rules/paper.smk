@@ -4,8 +4,9 @@
 # also depends on its plotting module and the shared style (dance.report.style), and on the
 # config section `plots` (params) — only figure rules do, so editing a plotting option or
 # plotting code re-draws the figures and re-runs nothing upstream.
-TABLE_CMD = dance("table", "{params.id}")
-FIGURE_CMD = dance("figure", "{params.id}")
+# The command names its kind through params: a `shell:` body is evaluated when the job runs,
+# after the loop below has moved on, so it must not read the loop's variables.
+ARTIFACT_CMD = dance("{params.kind}", "{params.id}")
 
 
 # One rule per table and figure of the registry: `table_<id>` / `figure_<id>`, re-run when
@@ -32,8 +33,9 @@ for _artifact in REPORT.ARTIFACTS.values():
         params:
             **artifact_trigger(_artifact),
             id=_artifact.id,
+            kind=_kind,
         shell:
-            FIGURE_CMD if _figure else TABLE_CMD
+            ARTIFACT_CMD
 
 
 rule claims:
