@@ -70,6 +70,18 @@ def rebuild_and_compare(results: Path, figures: Path, config: Path, tmp_path: Pa
                 assert path.read_text() == ref.read_text(), path.name
 
 
+# Fixtures that train a network (or run the workflow, which does): every test that uses one
+# is marked slow, so `python -m pytest -m "not slow"` trains nothing (issue 24.5). Tests
+# that call a training function themselves carry the mark in their module.
+TRAINING_FIXTURES = frozenset({"tiny_baseline", "trained_point", "trained", "smoke_run"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return tiny_config(tmp_path)

@@ -65,6 +65,7 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     assert str(path) in str(err.value) and "corrupt" in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_changed_config_trains_afresh_and_changing_it_back_resumes(tmp_path, capfd):
     """After a config change the workflow re-runs training while the old config's resume
     point is still there: the new run must neither resume from it nor be blocked by it, and
@@ -81,6 +82,7 @@ def test_a_changed_config_trains_afresh_and_changing_it_back_resumes(tmp_path, c
     assert "resuming after epoch" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_resume_point_of_another_run_is_refused(tmp_path):
     cfg = tiny_config(tmp_path)
     _train(cfg)
