@@ -4,9 +4,11 @@
 # also depends on its plotting module and the shared style (dance.report.style), and on the
 # config section `plots` (params) — only figure rules do, so editing a plotting option or
 # plotting code re-draws the figures and re-runs nothing upstream.
-# The command names its kind through params: a `shell:` body is evaluated when the job runs,
-# after the loop below has moved on, so it must not read the loop's variables.
-ARTIFACT_CMD = dance("{params.kind}", "{params.id}")
+# The command comes through params (`step`, e.g. "table T1"): a `shell:` body is evaluated
+# when the job runs, after the loop below has moved on, so it must not read the loop's
+# variables. (A param holding only "table" would be a prefix of "tables/…", which
+# `snakemake --lint` reports as a hard-coded path.)
+ARTIFACT_CMD = dance("{params.step}")
 
 
 # One rule per table and figure of the registry: `table_<id>` / `figure_<id>`, re-run when
@@ -32,8 +34,7 @@ for _artifact in REPORT.ARTIFACTS.values():
             **job_resources("report"),
         params:
             **artifact_trigger(_artifact),
-            id=_artifact.id,
-            kind=_kind,
+            step=f"{_kind} {_artifact.id}",
         shell:
             ARTIFACT_CMD
 
