@@ -149,22 +149,6 @@ def test_soft_latency_ratio_reaches_the_thresholds_and_a_missing_table_is_named(
     assert latency_model(tiny_config(tmp_path), "c3d", net) is None
 
 
-def test_the_latency_keys_change_a_controller_only_when_it_trains_against_latency(tmp_path):
-    from dance import config as config_mod
-
-    macs = tiny_config(tmp_path)
-    grid = tiny_config(tmp_path, aap={"latency_table": {"repeats": 3}})
-    assert config_mod.aap_training_keys(macs) == config_mod.aap_training_keys(grid)
-    assert "aap.latency_table" not in config_mod.aap_training_keys(macs)
-    lat = tiny_config(tmp_path, aap={"cost": "latency"})
-    assert {"aap.cost", "aap.latency_table"} <= set(config_mod.aap_training_keys(lat))
-    # a key added later (aap.stats_stride) joins the identity only away from its neutral 1,
-    # so controllers trained before it existed keep theirs
-    assert "aap.stats_stride" not in config_mod.aap_training_keys(macs)
-    strided = tiny_config(tmp_path, aap={"stats_stride": 2})
-    assert "aap.stats_stride" in config_mod.aap_training_keys(strided)
-
-
 def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
     """A layer whose fastest grid point saves less than its decision overhead gets no
     decisions (the first pruned entry would cost the whole overhead, a step soft masks

@@ -203,6 +203,25 @@ def test_an_added_operating_point_trains_only_its_own_controller(smoke, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("change", "trains"), [
+    # progress bars train nothing (the rules once hashed the whole `train` section)
+    ("train:\n  progress: false\n", {}),
+    ("sota:\n  l1:\n    mild: 0.3\n", {"train_l1": 1}),
+    # the selector is built on the aggressive level
+    ("sota:\n  l1:\n    aggressive: 0.6\n", {"train_l1": 1, "train_selector": 1}),
+    ("sota:\n  gating:\n    points: [0.7, 0.4]\n", {"train_dynamic": 1}),
+    ("aap:\n  pruned_check_clips: 2\n  frame_exec: taps\n", {}),
+])
+def test_a_key_retrains_exactly_the_stages_it_trains(smoke, tmp_path, change, trains):
+    """The rules' params trigger is the checkpoints' identity (dance.identity; every key is
+    checked in tests/test_identity.py): here, Snakemake re-plans accordingly."""
+    extra = tmp_path / "change.yaml"
+    extra.write_text(change)
+    counts = _dry_run_counts(smoke, str(extra))
+    assert {r: n for r, n in counts.items() if r.startswith("train_")} == trains
+
+
+@pytest.mark.slow
 def test_tables_and_figures_rebuild_from_the_results_folder_alone(smoke, tmp_path):
     rebuild_and_compare(smoke / "results", smoke / "figures",
                         REPO / "workflow/config/smoke.yaml", tmp_path)

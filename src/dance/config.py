@@ -254,69 +254,6 @@ def typed_cli_values(overrides: Any) -> Any:
         return overrides
 
 
-# AVA's fine-tuning schedule: the schedule every compared method is trained with too, for
-# `sota.epochs` epochs when set (dance.train.ava.finetune_schedule).
-FINETUNE_SCHEDULE = ("ava.epochs", "ava.lr", "ava.warmup_epochs", "sota.epochs")
-
-# Config sections, beyond seed/dataset/model/train, whose keys change a stage's weights: they
-# enter its checkpoint's fingerprint (dance.train.stage) and its rule's params trigger
-# (`stage_fp` in workflow/rules/common.smk), so the two cannot disagree.
-# A stage that starts from another stage's checkpoint lists that stage's sections too.
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "baseline": (),
-    "ava": ("ava",),
-    # comparison (dance.sota): fine-tuned with AVA's schedule (not its loss), so those keys
-    # count too
-    "l1_mild": ("sota.l1", *FINETUNE_SCHEDULE),
-    "l1_aggressive": ("sota.l1", *FINETUNE_SCHEDULE),
-    # dynamic SOTA baselines, one stage per operating point ("gating@K", "frame_skip@K"),
-    # fine-tuned from the baseline for sota.epochs epochs (dance.sota.dynamic)
-    "gating": ("sota.gating", *FINETUNE_SCHEDULE),
-    "frame_skip": ("sota.frame_skip", *FINETUNE_SCHEDULE),
-}
-
-
-# `aap` keys that do not change a controller's weights: which points and ablations exist,
-# what the evaluation saves, how the timed path executes. Everything else in `aap` (and the
-# point's own value) enters a controller's fingerprint (dance.train.aap.aap_meta) and the
-# train_aap rule's params trigger (`aap_fp` in workflow/rules/common.smk).
-AAP_EVAL_ONLY = ("points", "ablations", "ablation_points", "decision_clips",
-                 "pruned_check_clips", "frame_exec", "channel_multiple")
-
-
-# keys that only count when the controller is trained against the latency table
-AAP_LATENCY_ONLY = ("cost", "latency_table")
-
-
-# keys added after controllers were trained without them: at this value they change
-# nothing, so they stay out of the identity and those controllers keep theirs
-AAP_NEUTRAL = {"stats_stride": 1}
-
-
-def aap_training_section(cfg: dict) -> dict:
-    """The `aap` keys that change a controller's weights: all but AAP_EVAL_ONLY, the
-    latency table's keys only when ``aap.cost`` is latency (a MAC-trained controller does
-    not depend on them), and the AAP_NEUTRAL keys only when not at their neutral value."""
-    skip = set(AAP_EVAL_ONLY)
-    if cfg["aap"].get("cost", "macs") == "macs":
-        skip |= set(AAP_LATENCY_ONLY)
-    skip |= {k for k, v in AAP_NEUTRAL.items() if cfg["aap"].get(k, v) == v}
-    return {k: v for k, v in cfg["aap"].items() if k not in skip}
-
-
-def aap_training_keys(cfg: dict) -> list[str]:
-    """Dotted `aap` keys that change a controller's weights (:func:`aap_training_section`)."""
-    return [f"aap.{k}" for k in sorted(aap_training_section(cfg))]
-
-
-def stage_sections(stage: str) -> tuple[str, ...]:
-    """Sections of `stage`; a stage ``family@point`` has those of its family. A dotted name
-    (``sota.gating``) is a sub-section or key."""
-    if stage in STAGE_SECTIONS:
-        return STAGE_SECTIONS[stage]
-    return STAGE_SECTIONS.get(stage.partition("@")[0], ())
-
-
 def lookup(cfg: dict, dotted: str) -> Any:
     """``cfg["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
     node: Any = cfg

@@ -68,7 +68,7 @@ rule train_aap:
     resources:
         **job_resources("train"),
     params:
-        fp=aap_fp,
+        identity=identity(lambda w: aap_stage(w.variant, w.point)),
     shell:
         dance(
             "train-aap",

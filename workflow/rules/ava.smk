@@ -16,7 +16,7 @@ rule train_ava:
     resources:
         **job_resources("train"),
     params:
-        fp=stage_fp("ava"),
+        identity=identity("ava"),
     shell:
         dance("train-ava", "--model {wildcards.model}", "--set threads={threads}")
 

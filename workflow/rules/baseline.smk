@@ -15,7 +15,7 @@ rule train_baseline:
     resources:
         **job_resources("train"),
     params:
-        fp=fp("seed", "dataset", "model", "train"),
+        identity=identity("baseline"),
     shell:
         dance("train-baseline", "--model {wildcards.model}", "--set threads={threads}")
 

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dance import config as dance_config
 from dance.errors import DanceError
+from dance.identity import AAP_BACKBONE, aap_stage, stage_identity
 from dance.io import check_output_folder
 from dance.paths import Paths
 
@@ -92,46 +93,26 @@ def aap_points():
 
 
 def aap_backbone(wildcards):
-    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
-    return PATHS.checkpoint(wildcards.model, stage)
+    return PATHS.checkpoint(wildcards.model, AAP_BACKBONE[wildcards.variant])
 
 
 def aap_backbone_eval(wildcards):
-    stage = "baseline" if wildcards.variant == "no_ava" else "ava"
-    return PATHS.evaluation(wildcards.model, stage)
+    return PATHS.evaluation(wildcards.model, AAP_BACKBONE[wildcards.variant])
 
 
-def aap_fp(wildcards):
-    """Params trigger of one controller: the keys its checkpoint's fingerprint covers
-    (dance.config.aap_training_keys, its backbone's sections) and its own budget, so that
-    adding an operating point or changing an evaluation-only key retrains nothing else.
-    """
-    sections = [
-        "seed",
-        "dataset",
-        "model",
-        "train",
-        *dance_config.aap_training_keys(config),
-    ]
-    if wildcards.variant != "no_ava":
-        sections.append("ava")
-    return f"{fp(*sections)}@{config['aap']['points'][int(wildcards.point)]}"
+def identity(stage):
+    """Params trigger of a training rule: its stage's identity
+    (dance.identity.stage_identity), the fingerprint its checkpoint stores, so the rule
+    re-runs exactly when the checkpoint would be refused. `stage`: a name, or a function of
+    the job's wildcards giving it."""
+    name = stage if callable(stage) else (lambda wildcards: stage)
+    return lambda wildcards: stage_identity(config, wildcards.model, name(wildcards))
 
 
 # --- comparison (sota.smk, sota_dynamic.smk) ---------------------------------------------
 # Compared methods' record paths; the comparison waits for them and reads every record in
 # the models' sota/ folders.
 COMPARISON_RECORDS = []
-
-
-def stage_fp(stage, *extra):
-    """Params trigger of a training rule: the keys that change `stage`'s weights, the same
-    list its checkpoint's fingerprint covers (dance.config.STAGE_SECTIONS: a compared
-    method hashes AVA's fine-tuning schedule, not AVA's loss weights), plus `extra` keys.
-    """
-    return fp(
-        "seed", "dataset", "model", "train", *dance_config.stage_sections(stage), *extra
-    )
 
 
 def sota_records(model):

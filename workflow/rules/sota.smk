@@ -28,7 +28,7 @@ rule train_l1:
     resources:
         **job_resources("train"),
     params:
-        fp=lambda w: stage_fp(f"l1_{w.level}"),
+        identity=identity(lambda w: f"l1_{w.level}"),
     shell:
         dance(
             "train-l1",
@@ -52,7 +52,7 @@ rule train_selector:
     resources:
         **job_resources("train"),
     params:
-        fp=stage_fp("l1_aggressive", "sota.selector"),
+        identity=identity("selector"),
     shell:
         dance("train-selector", "--model {wildcards.model}", "--set threads={threads}")
 

@@ -25,7 +25,7 @@ rule train_dynamic:
     resources:
         **job_resources("train"),
     params:
-        fp=lambda w: stage_fp(w.dmethod),
+        identity=identity(lambda w: f"{w.dmethod}@{w.point}"),
     shell:
         dance(
             "train-dynamic",

@@ -16,15 +16,15 @@ import hashlib
 from torch import nn
 
 from dance import checkpoint
-from dance import config as config_mod
 from dance.aap.controller import Controller
 from dance.aap.model import AAPNet, network_macs
 from dance.errors import ConfigError
+from dance.identity import AAP_BACKBONE, aap_stage, stage_identity
 from dance.models.trained import load_trained, model_meta
 from dance.nn.probe import example_input, probe_calls
 from dance.paths import Paths
 
-VARIANTS = ("dance", "no_ava", "frames", "channels", "features")
+VARIANTS = tuple(AAP_BACKBONE)
 DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
         "frames": (True, False, False), "channels": (False, True, False),
         "features": (False, False, True)}
@@ -33,7 +33,7 @@ DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
 def backbone_stage(variant: str) -> str:
     """The checkpoint a variant's controller prunes: the baseline for no_ava, else AVA."""
     check_variant(variant)
-    return "baseline" if variant == "no_ava" else "ava"
+    return AAP_BACKBONE[variant]
 
 
 def check_variant(variant: str) -> None:
@@ -55,17 +55,18 @@ def check_point(cfg: dict, point: int) -> float:
 
 
 def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: int) -> dict:
-    """Identity of one controller: its backbone's identity plus every key that changes it."""
+    """Identity of one controller (:func:`dance.identity.stage_identity`, which covers its
+    backbone's); a latency-trained one also records the measured table it trained against."""
     base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
-    ident = {"backbone": base["fingerprint"], "aap": config_mod.aap_training_section(cfg),
-             "point_value": check_point(cfg, point), "variant": variant}
-    if cfg["aap"]["cost"] == "latency":      # the measured table is part of what trains it
+    check_point(cfg, point)
+    stage = aap_stage(variant, point)
+    meta = {**base, "stage": stage, "backbone_stage": base["stage"], "variant": variant,
+            "point": point, "fingerprint": stage_identity(cfg, model_name, stage)}
+    if cfg["aap"]["cost"] == "latency":
         table = Paths(cfg).latency_table(model_name)
-        ident["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
-                                  if table.exists() else None)
-    fp = config_mod.fingerprint(ident)
-    return {**base, "stage": f"aap-{variant}-{point}", "backbone_stage": base["stage"],
-            "variant": variant, "point": point, "fingerprint": fp}
+        meta["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
+                                 if table.exists() else None)
+    return meta
 
 
 def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) -> dict:

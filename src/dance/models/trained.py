@@ -10,33 +10,10 @@ from __future__ import annotations
 import torch
 
 from dance import checkpoint
-from dance import config as config_mod
 from dance.data import data_fingerprint
+from dance.identity import stage_identity
 from dance.models.registry import build_model
 from dance.paths import Paths
-
-
-def train_section(cfg: dict, model_name: str | None = None) -> dict:
-    """``cfg["train"]`` as it applies to `model_name`: its ``per_model`` entry (keys not
-    null) merged in; without the ``per_model`` table and the progress switch, since neither
-    changes the weights."""
-    train = {k: v for k, v in cfg["train"].items() if k not in ("progress", "per_model")}
-    if model_name is not None:
-        override = cfg["train"].get("per_model", {}).get(model_name, {})
-        train.update({k: v for k, v in override.items() if v is not None})
-    return train
-
-
-def fingerprint_for_training(cfg: dict, stage: str = "baseline",
-                             model_name: str | None = None) -> str:
-    """Hash of every key that changes `stage`'s trained weights for `model_name` (not output
-    folders or progress bars). The baseline hash covers seed/dataset/model/train only."""
-    train = train_section(cfg, model_name)
-    part = {"seed": cfg["seed"], "dataset": cfg["dataset"], "model": cfg["model"],
-            "train": train}
-    for section in config_mod.stage_sections(stage):
-        part[section] = config_mod.lookup(cfg, section)
-    return config_mod.fingerprint(part)
 
 
 def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict:
@@ -50,7 +27,7 @@ def model_meta(cfg: dict, model_name: str, stage: str, num_classes: int) -> dict
         "size": cfg["dataset"]["size"],
         "dataset": cfg["dataset"]["name"],
         "data": data_fingerprint(cfg),
-        "fingerprint": fingerprint_for_training(cfg, stage, model_name),
+        "fingerprint": stage_identity(cfg, model_name, stage),
     }
 
 

@@ -68,7 +68,7 @@ def stage_name(method: str, point: int) -> str:
 def schedule(cfg: dict, method: str) -> Schedule:
     """AVA's fine-tuning schedule for ``sota.epochs`` epochs (AVA's when unset);
     ``sota.<method>.lr`` replaces the rate when set."""
-    return finetune_schedule(cfg, cfg["sota"][method]["lr"], f"sota.{method}.lr")
+    return finetune_schedule(cfg, f"sota.{method}.lr")
 
 
 def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:

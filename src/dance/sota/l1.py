@@ -114,7 +114,7 @@ def schedule(cfg: dict):
     ``sota.l1.lr`` if set."""
     from dance.train.ava import finetune_schedule
 
-    return finetune_schedule(cfg, cfg["sota"]["l1"]["lr"], "sota.l1.lr")
+    return finetune_schedule(cfg, "sota.l1.lr")
 
 
 def train_l1(cfg: dict, model_name: str, level: str) -> Path:

@@ -39,9 +39,9 @@ import torch
 from torch import Tensor, nn
 
 from dance import checkpoint
-from dance import config as config_mod
 from dance.data.dataset import open_split
 from dance.errors import ConfigError
+from dance.identity import stage_identity
 from dance.io import write_csv
 from dance.measure import memory
 from dance.paths import Paths
@@ -49,7 +49,6 @@ from dance.paths import Paths
 # Module (by name) whose output is the trunk feature map the head pools (ReLU applied).
 TRUNK_FEATURE = {"c3d": "bn5b", "r3d18": "layer4"}
 FIXED_POINTS = ("always_aggressive", "always_mild", "oracle")
-_TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "monitor_share")
 
 
 def feature_module(model_name: str) -> str:
@@ -172,9 +171,8 @@ def selector_meta(cfg: dict, model_name: str, num_classes: int) -> dict:
     from dance.models.trained import model_meta
 
     agg = model_meta(cfg, model_name, "l1_aggressive", num_classes)
-    keys = {k: cfg["sota"]["selector"][k] for k in _TRAIN_KEYS}
-    fp = config_mod.fingerprint({"aggressive": agg["fingerprint"], "selector": keys})
-    return {**agg, "stage": "selector", "fingerprint": fp}
+    return {**agg, "stage": "selector",
+            "fingerprint": stage_identity(cfg, model_name, "selector")}
 
 
 def _split_val(n: int, share: float) -> tuple[Tensor, Tensor]:

@@ -11,27 +11,26 @@ from dataclasses import replace
 from pathlib import Path
 
 from dance.ava.loss import ava_loss_fn
+from dance.identity import finetune_settings
 from dance.models.trained import load_trained
 from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
 
-def ava_schedule(cfg: dict, lr: float | None = None, lr_key: str = "ava.lr",
-                 epochs: int | None = None) -> Schedule:
-    """`train`'s schedule with the epochs, peak LR and warm-up of the `ava` section: the
-    fine-tuning schedule every compared method gets too (`lr`, the value of config key
-    `lr_key`, replaces the rate when set; `epochs` replaces AVA's epochs when set)."""
+def ava_schedule(cfg: dict, settings: dict | None = None) -> Schedule:
+    """`train`'s schedule with the epochs, peak LR (and the key that sets it) and warm-up of
+    the `ava` section, or of `settings` (:func:`dance.identity.finetune_settings`)."""
     ava = cfg["ava"]
-    return replace(Schedule.from_config(cfg["train"]),
-                   epochs=ava["epochs"] if epochs is None else epochs,
-                   lr=ava["lr"] if lr is None else lr, warmup_epochs=ava["warmup_epochs"],
-                   lr_key="ava.lr" if lr is None else lr_key)
+    settings = settings or {"epochs": ava["epochs"], "lr": ava["lr"], "lr_key": "ava.lr",
+                            "warmup_epochs": ava["warmup_epochs"]}
+    return replace(Schedule.from_config(cfg["train"]), **settings)
 
 
-def finetune_schedule(cfg: dict, lr: float | None, lr_key: str) -> Schedule:
+def finetune_schedule(cfg: dict, lr_key: str) -> Schedule:
     """The schedule of a compared method (dance.sota): AVA's, for ``sota.epochs`` epochs
-    when that key is set (a fine-tuning budget of its own, issue 23.2), else AVA's epochs."""
-    return ava_schedule(cfg, lr, lr_key, cfg["sota"].get("epochs"))
+    when that key is set (a fine-tuning budget of its own, issue 23.2), at the rate of
+    `lr_key` when set; what enters its identity (:func:`dance.identity.finetune_settings`)."""
+    return ava_schedule(cfg, finetune_settings(cfg, lr_key))
 
 
 def train_ava(cfg: dict, model_name: str) -> Path:

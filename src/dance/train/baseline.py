@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from dance.models.trained import build, train_section
+from dance.identity import train_section
+from dance.models.trained import build
 from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
