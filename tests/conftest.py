@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,8 @@ def rebuild_and_compare(results: Path, figures: Path, config: Path, tmp_path: Pa
 # Fixtures that train a network (or run the workflow, which does): every test that uses one
 # is marked slow, so `python -m pytest -m "not slow"` trains nothing (issue 24.5). Tests
 # that call a training function themselves carry the mark in their module.
-TRAINING_FIXTURES = frozenset({"tiny_baseline", "trained_point", "trained", "smoke_run"})
+TRAINING_FIXTURES = frozenset({"tiny_baseline", "trained_point", "trained", "smoke_run",
+                               "second_smoke_run"})
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -178,3 +180,52 @@ def smoke_run(tmp_path_factory) -> Path:
     proc = run_smoke(root, "--cores", "2")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return root
+
+
+# --- a second run from scratch: through Slurm where this host can be a cluster -------------
+
+SLURM_SETUP = REPO / "tests" / "slurm" / "setup_localhost.sh"
+
+
+def why_no_slurm() -> str | None:
+    """Why this host cannot run the smoke workflow through Slurm (None: it can)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root: the set-up installs Slurm with apt-get and starts its daemons"
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        return "Slurm is not installed and there is no apt-get to install it from Debian"
+    return None
+
+
+@dataclass(frozen=True)
+class SecondRun:
+    root: Path
+    via_slurm: bool
+    log: str
+
+
+@pytest.fixture(scope="session")
+def second_smoke_run(tmp_path_factory) -> SecondRun:
+    """The smoke workflow run a second time from scratch, for the determinism test (same
+    outputs as `smoke_run`) and the Slurm test (it went through the cluster): one run serves
+    both, which keeps the suite within its time budget. Through Snakemake's Slurm executor
+    on a one-node cluster set up on this host (tests/slurm/setup_localhost.sh) where that
+    is possible, as in CI; a local run elsewhere."""
+    root = tmp_path_factory.mktemp("smoke-again")
+    if why_no_slurm() is not None:
+        proc = run_smoke(root, "--cores", "2")
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        return SecondRun(root, False, proc.stdout + proc.stderr)
+    setup = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True,
+                           timeout=900)
+    assert setup.returncode == 0, f"Slurm set-up failed: {setup.stdout}{setup.stderr}"
+    proc = run_smoke(root, "--profile", "workflow/profiles/slurm",
+                     # No account: the plugin tries sacctmgr/sshare, finds none, submits
+                     # without one (its --slurm-no-account flag is a no-op in 2.8).
+                     "--slurm-status-command", "squeue",
+                     "--slurm-init-seconds-before-status-checks", "5",
+                     "--slurm-logdir", str(root / "slurm_logs"))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    return SecondRun(root, True, log)
