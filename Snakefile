@@ -37,11 +37,15 @@ rule all:
         expand(
             rules.evaluate.output.metrics,
             model=config["models"],
-            stage=["baseline", "ava"],
+            stage=dance_plan.EVALUATED_STAGES,
         ),
         expand(rules.ava_stats.output, model=config["models"]),
         rules.profile.output,
-        expand(rules.bench.output.csv, model=config["models"], stage=["baseline"]),
+        expand(
+            rules.bench.output.csv,
+            model=config["models"],
+            stage=dance_plan.BENCHED_STAGES,
+        ),
         rules.dance_summary.output,
         expand(rules.latency_table.output, model=config["models"]),
         rules.comparison.output,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -117,10 +118,27 @@ RUN_FIELDS = {"provenance.json": {"run", "results_dir", "figures_dir", "work_dir
 MEASURED_ROWS = {"claims.csv": ("claim_id", {"speedup_host"})}
 
 
-def smoke_args(root: Path) -> list[str]:
-    """The smoke config with every output under `root`."""
-    return ["--configfile", "workflow/config/smoke.yaml", "--config",
+def smoke_args(root: Path, *configfiles: str) -> list[str]:
+    """The smoke config (then `configfiles` over it) with every output under `root`."""
+    return ["--configfile", "workflow/config/smoke.yaml", *configfiles, "--config",
             f"results_dir={root}/results", f"figures_dir={root}/figures", f"work_dir={root}/work"]
+
+
+def dry_run(root: Path, *configfiles: str) -> str:
+    """What a dry run of :func:`smoke_args` prints: the jobs it would run, with their files."""
+    proc = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+                *smoke_args(root, *configfiles)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def job_counts(dry_run_text: str) -> dict[str, int]:
+    """Rule name → jobs a dry run would execute (from its job-count table)."""
+    if "Nothing to be done" in dry_run_text:
+        return {}
+    table = dry_run_text.split("job ", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
 def run_smoke(root: Path, *extra: str, timeout: float = 3600) -> subprocess.CompletedProcess:

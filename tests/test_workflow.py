@@ -21,18 +21,14 @@ from conftest import (
     REPO,
     assert_same_outputs,
     comparable_outputs,
+    dry_run,
+    job_counts,
     rebuild_and_compare,
     run,
     smoke_args,
 )
 
 SNAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _smoke_args(root: Path, *configfiles: str) -> list[str]:
-    return ["--configfile", "workflow/config/smoke.yaml", *configfiles, "--config",
-            f"results_dir={root}/results", f"figures_dir={root}/figures",
-            f"work_dir={root}/work"]
 
 
 @pytest.fixture
@@ -42,15 +38,8 @@ def smoke(smoke_run) -> Path:
 
 
 def _dry_run_counts(root: Path, *configfiles: str) -> dict[str, int]:
-    """Rule name → jobs a dry run would execute (from its job-count table)."""
-    proc = run([*SNAKE, "-n", "--cores", "1", *_smoke_args(root, *configfiles)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("job ", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+    """Rule name → jobs a dry run would execute."""
+    return job_counts(dry_run(root, *configfiles))
 
 
 def _dry_run_jobs(root: Path, *configfiles: str) -> set[str]:
@@ -63,7 +52,7 @@ FIGURE_RULES = {f"figure_{a.id}" for a in registry.FIGURES}
 
 @pytest.mark.slow
 def test_smoke_workflow_produces_every_output(smoke):
-    summary = run([*SNAKE, "--summary", "--cores", "1", *_smoke_args(smoke)])
+    summary = run([*SNAKE, "--summary", "--cores", "1", *smoke_args(smoke)])
     assert summary.returncode == 0, summary.stderr[-2000:]
     rows = [line.split("\t") for line in summary.stdout.splitlines()[1:] if "\t" in line]
     outputs = [r[0] for r in rows]
@@ -119,7 +108,7 @@ def test_smoke_summary_bounds_every_point_by_the_timed_floor(smoke):
 @pytest.mark.slow
 def test_html_report_holds_every_table_and_figure(smoke, tmp_path):
     out = tmp_path / "report.html"
-    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *_smoke_args(smoke)])
+    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *smoke_args(smoke)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
     for a in registry.ARTIFACTS.values():
@@ -142,7 +131,7 @@ def test_html_report_renders_in_a_real_browser(smoke, tmp_path):
     Headless Chromium renders it; the rendered DOM has the menu of every result category,
     and a screenshot is written for a person to look at."""
     out = tmp_path / "report.html"
-    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *_smoke_args(smoke)])
+    proc = run([*SNAKE, "--cores", "1", "--report", str(out), *smoke_args(smoke)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "<span>Figures</span>" not in out.read_text(errors="replace")     # not yet rendered
     browser = [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
@@ -285,7 +274,7 @@ def test_the_workflow_imports_the_package_from_its_own_checkout(tmp_path):
     init = checkout / "src" / "dance" / "__init__.py"
     init.write_text('raise ImportError("imported from the copied checkout")\n' + init.read_text())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([*SNAKE, "-n", "--cores", "1", *_smoke_args(tmp_path)], cwd=checkout,
+    proc = subprocess.run([*SNAKE, "-n", "--cores", "1", *smoke_args(tmp_path)], cwd=checkout,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "imported from the copied checkout" in proc.stdout + proc.stderr
@@ -301,7 +290,7 @@ def test_after_changing_a_training_key_the_workflow_retrains_and_finishes(smoke,
     extra = tmp_path / "cap.yaml"
     extra.write_text("aap:\n  tau_max: 1.5\n")
     proc = run([*SNAKE, "-R", "train_aap", "--rerun-triggers", "mtime", "--cores", "2",
-                *_smoke_args(root, str(extra))], timeout=1800)
+                *smoke_args(root, str(extra))], timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     logs = sorted((root / "work" / "logs").glob("train_aap_*.log"))
     assert logs and not any("resuming" in log.read_text() for log in logs)
@@ -315,7 +304,7 @@ def test_output_folders_with_a_space_work_and_nothing_lands_outside(tmp_path):
     root = tmp_path / "with space"
     before = set(REPO.iterdir())
     target = f"{root}/work/data/synthetic/manifest.json"
-    proc = run([*SNAKE, "--cores", "2", *_smoke_args(root), "--", target], timeout=600)
+    proc = run([*SNAKE, "--cores", "2", *smoke_args(root), "--", target], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Path(target).exists()
     assert list((root / "work/logs").rglob("*.log")), "the step's log was not written"

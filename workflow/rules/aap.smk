@@ -2,11 +2,11 @@
 # evaluation, one interleaved latency bench per model (dense vs every point) and the summary,
 # and the per-layer latency table a latency-aware controller (aap.cost: latency) trains against.
 # Variants: dance (AVA backbone), no_ava (baseline backbone), frames/channels/features (one
-# pruned dimension). DANCE runs at every aap.points entry, ablations at aap.ablation_points.
+# pruned dimension). Which (variant, point) pairs are trained: dance.plan.aap_pairs.
 
 
 wildcard_constraints:
-    variant="dance|no_ava|frames|channels|features",
+    variant=one_of(AAP_BACKBONE),
     point=r"\d+",
 
 
@@ -111,9 +111,12 @@ rule bench_aap:
     input:
         manifest=PATHS.manifest,
         checkpoints=lambda w: [
-            PATHS.aap_checkpoint(w.model, v, k) for v, k in aap_points()
+            PATHS.aap_checkpoint(w.model, v, k)
+            for v, k in dance_plan.aap_pairs(config)
         ],
-        evaluations=lambda w: [PATHS.aap_eval(w.model, v, k) for v, k in aap_points()],
+        evaluations=lambda w: [
+            PATHS.aap_eval(w.model, v, k) for v, k in dance_plan.aap_pairs(config)
+        ],
     output:
         csv=PATHS.aap_bench("{model}"),
         detail=PATHS.aap_bench("{model}").with_suffix(".json"),
@@ -138,7 +141,9 @@ rule bench_aap:
 rule dance_summary:
     input:
         evaluations=[
-            PATHS.aap_eval(m, v, k) for m in config["models"] for v, k in aap_points()
+            PATHS.aap_eval(m, v, k)
+            for m in config["models"]
+            for v, k in dance_plan.aap_pairs(config)
         ],
         benches=expand(PATHS.aap_bench("{model}"), model=config["models"]),
     output:

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dance import config as dance_config
+from dance import plan as dance_plan
 from dance.errors import DanceError
 from dance.identity import AAP_BACKBONE, aap_stage, stage_identity
 from dance.io import check_output_folder
@@ -28,6 +29,7 @@ try:
     config.update(resolved)
     for key in ("results_dir", "figures_dir", "work_dir"):
         check_output_folder(config[key], key)
+    dance_plan.export_points(config)  # refuses a devices.points entry nothing trains
 except DanceError as exc:
     sys.exit(f"DANCE: {exc}")
 
@@ -65,6 +67,11 @@ def job_threads(kind):
     return config["resources"][kind]["cpus"] or workflow.cores
 
 
+def one_of(names):
+    """Wildcard constraint: exactly one of `names` (the plan's variants, levels, ...)."""
+    return "|".join(names)
+
+
 def job_resources(kind):
     """What a job of this kind requests from a cluster executor (config `resources.<kind>`):
     memory, wall-clock minutes and, where configured, GPUs (Snakemake's `gpu` resource).
@@ -77,19 +84,6 @@ def job_resources(kind):
 
 
 # AAP wiring (workflow/rules/aap.smk) -------------------------------------------------------
-
-
-def aap_points():
-    """(variant, point) pairs the workflow trains (mirrors dance.train.aap.trained_points)."""
-    n = len(config["aap"]["points"])
-    pairs = [("dance", k) for k in range(n)]
-    pairs += [
-        (v, k)
-        for v in config["aap"]["ablations"]
-        for k in config["aap"]["ablation_points"]
-        if k < n
-    ]
-    return pairs
 
 
 def aap_backbone(wildcards):
@@ -109,68 +103,21 @@ def identity(stage):
     return lambda wildcards: stage_identity(config, wildcards.model, name(wildcards))
 
 
-# --- comparison (sota.smk, sota_dynamic.smk) ---------------------------------------------
-# Compared methods' record paths; the comparison waits for them and reads every record in
-# the models' sota/ folders.
-COMPARISON_RECORDS = []
-
-
-def sota_records(model):
-    levels = ["mild", "aggressive"]
-    points = [f"t{t:g}" for t in config["sota"]["selector"]["thresholds"]]
-    points += ["always_aggressive", "always_mild", "oracle"]
-    return (
-        [PATHS.sota_record(model, "dense", "dense")]
-        + [PATHS.sota_record(model, "l1", lv) for lv in levels]
-        + [PATHS.sota_record(model, "selector", p) for p in points]
+# --- comparison (sota_dynamic.smk) -------------------------------------------------------
+def dynamic_checkpoint(wildcards):
+    """The network of one dynamic-baseline record (named by its record, not its method)."""
+    method = dance_plan.DYNAMIC_METHOD[wildcards.rname]
+    return PATHS.checkpoint(
+        wildcards.model, dance_plan.dynamic_stage(method, wildcards.point)
     )
 
 
-def selector_records(model):
-    """The selector's records: one per threshold plus the always-/oracle routing points."""
-    return [p for p in sota_records(model) if p.name.startswith("selector_")]
-
-
-DYNAMIC_METHOD = {"fbs": "gating", "frame_skip": "frame_skip"}  # record name -> method
-
-
-def dynamic_stage(wildcards):
-    return f"{DYNAMIC_METHOD[wildcards.rname]}@{wildcards.point}"
-
-
-SOTA_DYNAMIC_RECORDS = [
-    PATHS.sota_dynamic_record(m, rname, k)
-    for m in config["models"]
-    for rname, method in DYNAMIC_METHOD.items()
-    for k in range(len(config["sota"][method]["points"]))
-]
-COMPARISON_RECORDS.extend(
-    SOTA_DYNAMIC_RECORDS
-)  # the comparison (sota.smk) waits for them
-
-
 # --- devices (devices.smk) ---------------------------------------------------------------
-def export_inputs(wildcards):
-    """AVA backbones and the DANCE controllers the bundle exports (mirrors
-    dance.devices.export.export_points)."""
-    n = len(config["aap"]["points"])
-    points = config["devices"]["points"]
-    points = range(n) if points is None else points
-    return [PATHS.checkpoint(m, "ava") for m in config["models"]] + [
-        PATHS.aap_checkpoint(m, "dance", k) for m in config["models"] for k in points
-    ]
-
-
 def device_log_state(device):
     """Params trigger: the rule of a device that is not driven from here re-runs when logs
     appear in (or change under) its hand-placed log folder. A driven device's own fetched
     logs must not trigger another run."""
-    key = {
-        "jetson_nano": ("jetson_nano", "ssh"),
-        "snapdragon": ("snapdragon", "adb_serial"),
-    }
-    section, field = key[device]
-    if config["devices"][section][field]:
+    if dance_plan.device_driven(config, device):
         return "driven"
     folder = PATHS.device_logs(device)
     if not folder.exists():

@@ -13,7 +13,7 @@ for _device_resource in ("jetson", "phone"):
 rule export_onnx:
     input:
         manifest=PATHS.manifest,
-        checkpoints=export_inputs,
+        checkpoints=dance_plan.export_checkpoints(config),
     output:
         bundle=PATHS.device_bundle / "manifest.json",
         check=PATHS.onnx_export_check,

@@ -6,11 +6,18 @@
 
 
 wildcard_constraints:
-    level="mild|aggressive",
+    level=one_of(dance_plan.L1_LEVELS),
 
 
 # The generic bench rule's bench_{stage}.csv pattern also matches bench_sota.csv.
 ruleorder: bench_sota > bench
+
+
+# Both L1-pruned nets of a model: what the selector routes between and the bench times.
+L1_NETS = [
+    PATHS.checkpoint("{model}", dance_plan.l1_stage(level))
+    for level in dance_plan.L1_LEVELS
+]
 
 
 rule train_l1:
@@ -18,8 +25,8 @@ rule train_l1:
         baseline=PATHS.checkpoint("{model}", "baseline"),
         manifest=PATHS.manifest,
     output:
-        checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
-        history=PATHS.history("{model}", "l1_{level}"),
+        checkpoint=PATHS.checkpoint("{model}", dance_plan.l1_stage("{level}")),
+        history=PATHS.history("{model}", dance_plan.l1_stage("{level}")),
     log:
         LOGS / "train_l1_{model}_{level}.log",
     conda:
@@ -28,7 +35,7 @@ rule train_l1:
     resources:
         **job_resources("train"),
     params:
-        identity=identity(lambda w: f"l1_{w.level}"),
+        identity=identity(lambda w: dance_plan.l1_stage(w.level)),
     shell:
         dance(
             "train-l1",
@@ -60,9 +67,7 @@ rule train_selector:
 rule bench_sota:
     input:
         manifest=PATHS.manifest,
-        nets=expand(
-            PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]
-        ),
+        nets=L1_NETS,
         selector=PATHS.sota_checkpoint("{model}", "selector"),
     output:
         csv=PATHS.sota_bench("{model}"),
@@ -111,7 +116,7 @@ rule evaluate_sota_dense:
 
 rule evaluate_l1:
     input:
-        checkpoint=PATHS.checkpoint("{model}", "l1_{level}"),
+        checkpoint=PATHS.checkpoint("{model}", dance_plan.l1_stage("{level}")),
         evaluation=PATHS.evaluation("{model}", "baseline"),
         bench=PATHS.sota_bench("{model}"),
     output:
@@ -136,14 +141,12 @@ rule evaluate_l1:
 
 rule evaluate_selector:
     input:
-        nets=expand(
-            PATHS.checkpoint("{{model}}", "l1_{level}"), level=["mild", "aggressive"]
-        ),
+        nets=L1_NETS,
         selector=PATHS.sota_checkpoint("{model}", "selector"),
         evaluation=PATHS.evaluation("{model}", "baseline"),
         bench=PATHS.sota_bench("{model}"),
     output:
-        records=selector_records("{model}"),
+        records=dance_plan.selector_records(config, "{model}"),
         routing=PATHS.sota_record("{model}", "selector", "x").with_name(
             "selector_routing.csv"
         ),
@@ -164,8 +167,7 @@ rule evaluate_selector:
 
 rule comparison:
     input:
-        records=lambda w: [p for m in config["models"] for p in sota_records(m)]
-        + COMPARISON_RECORDS,
+        records=dance_plan.comparison_records(config),
         dance=rules.dance_summary.input.evaluations,
         benches=rules.dance_summary.input.benches,
     output:

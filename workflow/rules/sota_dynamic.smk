@@ -6,8 +6,8 @@
 
 
 wildcard_constraints:
-    rname="fbs|frame_skip",
-    dmethod="gating|frame_skip",
+    rname=one_of(dance_plan.DYNAMIC_METHOD),
+    dmethod=one_of(dance_plan.DYNAMIC_RECORD),
 
 
 rule train_dynamic:
@@ -15,8 +15,12 @@ rule train_dynamic:
         baseline=PATHS.checkpoint("{model}", "baseline"),
         manifest=PATHS.manifest,
     output:
-        checkpoint=PATHS.checkpoint("{model}", "{dmethod}@{point}"),
-        history=PATHS.history("{model}", "{dmethod}@{point}"),
+        checkpoint=PATHS.checkpoint(
+            "{model}", dance_plan.dynamic_stage("{dmethod}", "{point}")
+        ),
+        history=PATHS.history(
+            "{model}", dance_plan.dynamic_stage("{dmethod}", "{point}")
+        ),
     log:
         LOGS / "train_dynamic_{model}_{dmethod}_{point}.log",
     conda:
@@ -25,7 +29,7 @@ rule train_dynamic:
     resources:
         **job_resources("train"),
     params:
-        identity=identity(lambda w: f"{w.dmethod}@{w.point}"),
+        identity=identity(lambda w: dance_plan.dynamic_stage(w.dmethod, w.point)),
     shell:
         dance(
             "train-dynamic",
@@ -38,7 +42,7 @@ rule train_dynamic:
 
 rule evaluate_dynamic:
     input:
-        checkpoint=lambda w: PATHS.checkpoint(w.model, dynamic_stage(w)),
+        checkpoint=dynamic_checkpoint,
         baseline=PATHS.checkpoint("{model}", "baseline"),
         baseline_eval=PATHS.evaluation("{model}", "baseline"),
     output:
@@ -53,7 +57,7 @@ rule evaluate_dynamic:
         **job_resources("evaluate"),
     params:
         fp=fp("energy", "bench"),
-        method=lambda w: DYNAMIC_METHOD[w.rname],
+        method=lambda w: dance_plan.DYNAMIC_METHOD[w.rname],
         threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
     shell:
         dance(

@@ -113,15 +113,14 @@ def _float(value: Any) -> float | None:
 def evaluations(cfg: dict, models: list[str] | None = None
                 ) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
     """(model, variant, point, evaluation JSON) of every evaluated point of the config."""
-    from dance.aap.points import trained_points
+    from dance.plan import aap_pairs
 
     paths = Paths(cfg)
     for model in models or cfg["models"]:
-        for variant, points in trained_points(cfg).items():
-            for point in points:
-                path = paths.aap_eval(model, variant, point)
-                if path.exists():
-                    yield model, variant, point, read_json(path)
+        for variant, point in aap_pairs(cfg):
+            path = paths.aap_eval(model, variant, point)
+            if path.exists():
+                yield model, variant, point, read_json(path)
 
 
 def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, Any]]:

@@ -70,10 +70,10 @@ def _bench_aap(cfg: dict, args: argparse.Namespace) -> None:
 def _aap_variant_names(cfg: dict) -> list[str]:
     """Every trained point, and the decision-overhead probes of each DANCE point."""
     from dance.aap.bench import PROBES, variant_name
-    from dance.aap.points import trained_points
+    from dance.plan import aap_pairs, aap_points
 
-    names = [variant_name(v, k) for v, points in trained_points(cfg).items() for k in points]
-    probes = [f"{variant_name('dance', k)}:{p}" for k in trained_points(cfg)["dance"]
+    names = [variant_name(v, k) for v, k in aap_pairs(cfg)]
+    probes = [f"{variant_name('dance', k)}:{p}" for k in aap_points(cfg)["dance"]
               for p in PROBES]
     return names + probes
 

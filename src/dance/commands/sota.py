@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from dance.commands.registry import bench_families, command, model_arg, model_variants_args
+from dance.plan import DYNAMIC_RECORD, L1_LEVELS
 
 
 def _level_args(p: argparse.ArgumentParser) -> None:
     model_arg(p)
-    p.add_argument("--level", required=True, choices=["mild", "aggressive"],
+    p.add_argument("--level", required=True, choices=L1_LEVELS,
                    help="L1 pruning level (ratio from sota.l1.<level>)")
 
 
@@ -99,7 +100,7 @@ def _print_record(path: Path) -> None:
 
 def _dynamic_args(p: argparse.ArgumentParser) -> None:
     model_arg(p)
-    p.add_argument("--method", required=True, choices=("gating", "frame_skip"),
+    p.add_argument("--method", required=True, choices=tuple(DYNAMIC_RECORD),
                    help="gating = FBS-style channel gating; frame_skip = learned frame skipping")
     p.add_argument("--point", type=int, required=True,
                    help="operating point K: the K-th entry of sota.<method>.points")

@@ -39,8 +39,9 @@ import numpy as np
 from dance.devices import logs
 from dance.errors import DeviceError
 from dance.io import atomic_path, read_json, write_json
+from dance.plan import DEVICE_CONNECTION, device_driven
 
-DEVICES = ("jetson_nano", "snapdragon")
+DEVICES = tuple(DEVICE_CONNECTION)
 PAPER_SPEEDUP = {"jetson_nano": 1.37, "snapdragon": 2.22}   # DANCE abstract (arXiv 2603.17275)
 NOT_CONFIGURED = "not measured: no device configured"
 
@@ -314,8 +315,7 @@ def measure_device(cfg: dict, device: str) -> Path:
         raise DeviceError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
     paths = Paths(cfg)
     folder = paths.device_logs(device)
-    configured = (cfg["devices"]["jetson_nano"]["ssh"] if device == "jetson_nano"
-                  else cfg["devices"]["snapdragon"]["adb_serial"])
+    configured = device_driven(cfg, device)
     if configured:
         (drive_jetson if device == "jetson_nano" else drive_snapdragon)(cfg)
     if not folder.exists():

@@ -43,6 +43,7 @@ from dance.data.dataset import open_split
 from dance.devices.graph import GraphNet, static_pools
 from dance.errors import DanceError
 from dance.io import atomic_path, write_json
+from dance.plan import export_points
 
 if TYPE_CHECKING:
     import onnx
@@ -170,21 +171,6 @@ def session(path: Path, threads: int = 0):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def export_points(cfg: dict) -> list[int]:
-    """The DANCE operating points to export (``devices.points``; default every trained one)."""
-    from dance.aap.points import trained_points
-
-    trained = trained_points(cfg)["dance"]
-    wanted = cfg["devices"]["points"]
-    if wanted is None:
-        return trained
-    missing = [k for k in wanted if k not in trained]
-    if missing:
-        raise DanceError(f"config key 'devices.points' lists {missing}, which the workflow does "
-                         f"not train (trained DANCE points: {trained})")
-    return list(wanted)
 
 
 def method_name(point: int | None) -> str:

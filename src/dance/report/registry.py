@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dance.aap.points import trained_points
 from dance.paths import Paths
+from dance.plan import aap_points
 
 Inputs = Callable[[dict], list[Path]]
 
@@ -51,7 +51,7 @@ class Artifact:
 
 # --- the files artifacts read ------------------------------------------------------------
 def _dance_points(cfg: dict) -> list[int]:
-    return trained_points(cfg)["dance"]
+    return aap_points(cfg)["dance"]
 
 
 def _first_model(cfg: dict) -> str:

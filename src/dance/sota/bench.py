@@ -21,11 +21,11 @@ from dance.sota.record import bench_latency, l1_variant  # noqa: F401  (re-expor
 
 def bench_variants(cfg: dict) -> list[str]:
     """Every compared variant the SOTA bench times beside dense."""
-    from dance.sota.l1 import LEVELS
-    from dance.sota.selector import bench_points, variant_name
+    from dance.plan import L1_LEVELS, selector_threshold_points
+    from dance.sota.selector import variant_name
 
-    return [*(l1_variant(level) for level in LEVELS),
-            *(variant_name(p) for p in bench_points(cfg))]
+    return [*(l1_variant(level) for level in L1_LEVELS),
+            *(variant_name(p) for p in selector_threshold_points(cfg))]
 
 
 def timed_network(cfg: dict, net: nn.Module, like: nn.Module) -> nn.Module:
@@ -51,13 +51,14 @@ def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: st
 def _build_selector(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,
                     ) -> VariantFn:
     from dance.errors import ConfigError
+    from dance.plan import selector_threshold_points
     from dance.sota.l1 import load_l1
-    from dance.sota.selector import TrunkTap, bench_points, feature_module, load_selector
+    from dance.sota.selector import TrunkTap, feature_module, load_selector
 
-    point = name.split("@", 1)[1]
-    if point not in bench_points(cfg):
+    point, known = name.split("@", 1)[1], selector_threshold_points(cfg)
+    if point not in known:
         raise ConfigError(f"bench variant {name!r}: {point!r} is not one of the configured "
-                          f"selector thresholds {bench_points(cfg)} (sota.selector.thresholds)")
+                          f"selector thresholds {known} (sota.selector.thresholds)")
     threshold = float(point[1:])
     k = model.classifier.out_features
     agg = timed_network(cfg, load_l1(cfg, model_name, "aggressive", k), model)

@@ -173,8 +173,8 @@ def records(cfg: dict, model: str) -> list[dict[str, Any]]:
 
 def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
     """Rows of comparison.csv for every configured model (module docstring)."""
-    from dance.aap.points import trained_points
     from dance.measure.profile import cost_tables
+    from dance.plan import aap_pairs
 
     tables = cost_tables(cfg)
     presets = list(tables)
@@ -192,13 +192,12 @@ def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
         model_rows = [row_from_record(r, correct_dense, presets,
                                       "dense" if r["method"] == "dense" else "compared")
                       for r in recs]
-        for variant, points in trained_points(cfg).items():
-            for point in points:
-                path = paths.aap_eval(model, variant, point)
-                if not path.exists():
-                    continue
-                rec = dance_record(cfg, read_json(path), dense_params, tables)
-                model_rows.append(row_from_record(rec, correct_dense, presets, DANCE_FAMILY))
+        for variant, point in aap_pairs(cfg):
+            path = paths.aap_eval(model, variant, point)
+            if not path.exists():
+                continue
+            rec = dance_record(cfg, read_json(path), dense_params, tables)
+            model_rows.append(row_from_record(rec, correct_dense, presets, DANCE_FAMILY))
         order = {"dense": 0, "dance": 1}
         model_rows.sort(key=lambda r: (order.get(r["family"], 2), r["method"],
                                        _point_key(r["operating_point"])))

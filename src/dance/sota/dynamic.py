@@ -28,6 +28,7 @@ from dance.io import write_csv
 from dance.measure import memory
 from dance.models.trained import load_trained, model_meta
 from dance.paths import Paths
+from dance.plan import DYNAMIC_RECORD, dynamic_stage
 from dance.sota import record
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, length_costs
 from dance.sota.gating import GatedNet, clip_costs, gating_loss_fn
@@ -35,15 +36,14 @@ from dance.train.ava import finetune_schedule
 from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
-METHODS = ("gating", "frame_skip")
-RECORD_NAMES = {"gating": "fbs", "frame_skip": "frame_skip"}
 CLIP_COLUMNS = ["clip", "label", "difficulty", "correct", "macs", "overhead_macs", "kept",
                 "kept_total"]
 
 
 def check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ConfigError(f"unknown dynamic baseline {method!r}; allowed: {', '.join(METHODS)}")
+    if method not in DYNAMIC_RECORD:
+        raise ConfigError(f"unknown dynamic baseline {method!r}; allowed: "
+                          f"{', '.join(DYNAMIC_RECORD)}")
 
 
 def point_value(cfg: dict, method: str, point: int) -> float:
@@ -58,11 +58,6 @@ def point_value(cfg: dict, method: str, point: int) -> float:
         raise ConfigError(f"config key 'sota.frame_skip.points' entry {point} = {value}: with "
                           f"budget=target every point is a kept-frame ratio in (0, 1]")
     return value
-
-
-def stage_name(method: str, point: int) -> str:
-    """Training stage of one operating point (checkpoint ``Paths.checkpoint(model, stage)``)."""
-    return f"{method}@{point}"
 
 
 def schedule(cfg: dict, method: str) -> Schedule:
@@ -116,7 +111,7 @@ def train(cfg: dict, model_name: str, method: str, point: int) -> Path:
         fs = cfg["sota"]["frame_skip"]
         loss_fn = frame_skip_loss_fn(fs["budget"], point_value(cfg, method, point),
                                      fs["penalty"], smoothing)
-    return train_stage(cfg, model_name, stage_name(method, point), schedule(cfg, method),
+    return train_stage(cfg, model_name, dynamic_stage(method, point), schedule(cfg, method),
                        init=init, loss_fn=loss_fn)
 
 
@@ -124,7 +119,7 @@ def load(cfg: dict, model_name: str, method: str, point: int, num_classes: int) 
     """The trained network of one operating point, checked against the current config."""
     from dance.models.trained import build
 
-    stage = stage_name(method, point)
+    stage = dynamic_stage(method, point)
     path = Paths(cfg).checkpoint(model_name, stage)
     payload = checkpoint.load(path, expect=model_meta(cfg, model_name, stage, num_classes))
     net = wrap(cfg, method, point, build(cfg, model_name, num_classes))
@@ -302,13 +297,13 @@ def evaluate(cfg: dict, model_name: str, method: str, point: int) -> Path:
     fn = timed_gating(net, cfg) if method == "gating" else timed_frame_skip(net, cfg)
     clips = bench_clips(cfg, test)
     diff = _timed_path_check(fn, data["logits"], clips)
-    name = f"{RECORD_NAMES[method]}@{point}"
+    rname = DYNAMIC_RECORD[method]
+    name = f"{rname}@{point}"
     lat = time_against_dense(cfg, model_name, name, fn, test, test.num_classes)
     lat["bench"]["max_abs_logit_diff_timed_vs_batched"] = diff
-    rname = RECORD_NAMES[method]
     bpe = cfg["energy"]["bytes_per_element"]
     notes = (_GATING_NOTES if method == "gating" else _FRAME_SKIP_NOTES)
-    extra = {"stage": stage_name(method, point), "point_index": point,
+    extra = {"stage": dynamic_stage(method, point), "point_index": point,
              "kept_mean": float(np.mean(costs["kept"]) / costs["kept_total"]),
              "kept_unit": "output channels of gated convs" if method == "gating" else "frames",
              "max_abs_logit_diff_timed_vs_batched": diff}

@@ -33,19 +33,18 @@ from dance import checkpoint
 from dance.errors import ConfigError
 from dance.nn.probe import example_input
 from dance.paths import Paths
-
-LEVELS = ("mild", "aggressive")
+from dance.plan import L1_LEVELS, l1_stage
 
 
 def check_level(level: str) -> None:
-    if level not in LEVELS:
-        raise ConfigError(f"unknown L1 pruning level {level!r}; allowed: {', '.join(LEVELS)}")
+    if level not in L1_LEVELS:
+        raise ConfigError(f"unknown L1 pruning level {level!r}; allowed: {', '.join(L1_LEVELS)}")
 
 
 def stage_name(level: str) -> str:
     """Training stage (and checkpoint name) of a pruning level: ``l1_mild``, ``l1_aggressive``."""
     check_level(level)
-    return f"l1_{level}"
+    return l1_stage(level)
 
 
 def _filter_l1_importance():

@@ -45,10 +45,12 @@ from dance.identity import stage_identity
 from dance.io import write_csv
 from dance.measure import memory
 from dance.paths import Paths
+from dance.plan import SELECTOR_FIXED_POINTS, selector_point_name
 
 # Module (by name) whose output is the trunk feature map the head pools (ReLU applied).
 TRUNK_FEATURE = {"c3d": "bn5b", "r3d18": "layer4"}
-FIXED_POINTS = ("always_aggressive", "always_mild", "oracle")
+# The routings without a threshold, named by the plan (the records the workflow waits for).
+ALWAYS_AGGRESSIVE, ALWAYS_MILD, ORACLE = SELECTOR_FIXED_POINTS
 
 
 def feature_module(model_name: str) -> str:
@@ -56,15 +58,6 @@ def feature_module(model_name: str) -> str:
         raise ConfigError(f"no selector trunk feature defined for model {model_name!r}; "
                           f"known: {', '.join(TRUNK_FEATURE)}")
     return TRUNK_FEATURE[model_name]
-
-
-def point_name(threshold: float) -> str:
-    return f"t{threshold:g}"
-
-
-def bench_points(cfg: dict) -> list[str]:
-    """Threshold points (the ones a bench can time: they need no label)."""
-    return [point_name(t) for t in cfg["sota"]["selector"]["thresholds"]]
 
 
 def variant_name(point: str) -> str:
@@ -231,14 +224,15 @@ def route(thresholds: Sequence[float], confidence: np.ndarray, agg_ok: np.ndarra
     """Point name → {escalate [N] bool, threshold, use_head, run_aggressive} for every
     threshold and the fixed points."""
     n = len(agg_ok)
-    points = {point_name(t): {"escalate": confidence < t, "threshold": float(t),
-                              "use_head": True, "run_aggressive": True} for t in thresholds}
-    points["always_aggressive"] = {"escalate": np.zeros(n, bool), "threshold": None,
-                                   "use_head": False, "run_aggressive": True}
-    points["always_mild"] = {"escalate": np.ones(n, bool), "threshold": None,
-                             "use_head": False, "run_aggressive": False}
-    points["oracle"] = {"escalate": ~np.asarray(agg_ok, bool), "threshold": None,
-                        "use_head": False, "run_aggressive": True}
+    points = {selector_point_name(t): {"escalate": confidence < t, "threshold": float(t),
+                                       "use_head": True, "run_aggressive": True}
+              for t in thresholds}
+    points[ALWAYS_AGGRESSIVE] = {"escalate": np.zeros(n, bool), "threshold": None,
+                                 "use_head": False, "run_aggressive": True}
+    points[ALWAYS_MILD] = {"escalate": np.ones(n, bool), "threshold": None,
+                           "use_head": False, "run_aggressive": False}
+    points[ORACLE] = {"escalate": ~np.asarray(agg_ok, bool), "threshold": None,
+                      "use_head": False, "run_aggressive": True}
     return points
 
 
@@ -283,16 +277,16 @@ def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
         params = {}
         if p["run_aggressive"]:
             params["aggressive"] = costs["aggressive"]["params"]
-        if name != "always_aggressive":
+        if name != ALWAYS_AGGRESSIVE:
             params["mild"] = costs["mild"]["params"]
         if p["use_head"]:
             params["head"] = costs["head"]["params"]
-        if name == "oracle":
+        if name == ORACLE:
             latency = {"reason": "oracle routing needs the label: an upper bound, not a "
                                  "deployable network"}
-        elif name == "always_mild":
+        elif name == ALWAYS_MILD:
             latency = bench_latency(cfg, model_name, l1_variant("mild"))
-        elif name == "always_aggressive":
+        elif name == ALWAYS_AGGRESSIVE:
             latency = bench_latency(cfg, model_name, l1_variant("aggressive"))
         else:
             latency = bench_latency(cfg, model_name, variant_name(name))

@@ -54,7 +54,6 @@ from dance.aap.factory import (  # noqa: F401  (re-exported: their old home)
     load_controller,
 )
 from dance.aap.model import AAPNet
-from dance.aap.points import trained_points  # noqa: F401  (re-exported: its old home)
 from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
 from dance.paths import Paths

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from dance.paths import Paths
+from dance.plan import DYNAMIC_METHOD, dynamic_stage, l1_stage
 from dance.report import data
 from dance.report.registry import Artifact
 from dance.report.tables.common import Column, pct, times, write_table, write_unavailable
@@ -82,15 +83,16 @@ def training_budget(cfg: dict, model: str, method: str | None, point=None) -> st
                 if point.isdigit() else aap["epochs"])
         return (f"AVA {_epochs(ava, train)} + controller {ctrl} × {aap['train_clips']:,} "
                 f"clip passes (backbone frozen)")
-    stage = {"l1": f"l1_{point}", "fbs": f"gating@{point}",
-             "frame_skip": f"frame_skip@{point}", "selector": "l1_mild"}.get(method)
+    dynamic = method in DYNAMIC_METHOD
+    stage = (dynamic_stage(DYNAMIC_METHOD[method], point) if dynamic
+             else {"l1": l1_stage(point), "selector": l1_stage("mild")}.get(method))
     if stage is None:
         return None
     epochs = _epochs(trained(paths.history(model, stage), finetune), train)
     if method == "selector":
         head = trained(paths.sota_history(model, "selector"), cfg["sota"]["selector"]["epochs"])
         return f"both L1 nets {epochs} + selector head {head} epochs on the val split"
-    return epochs + (" (with its decisions)" if method in ("fbs", "frame_skip") else "")
+    return epochs + (" (with its decisions)" if dynamic else "")
 
 
 def _lookup(comparison: pd.DataFrame | None, model: str, method: str, point) -> dict:
