@@ -75,8 +75,8 @@ def rebuild_and_compare(results: Path, figures: Path, config: Path, tmp_path: Pa
 # Fixtures that train a network (or run the workflow, which does): every test that uses one
 # is marked slow, so `python -m pytest -m "not slow"` trains nothing (issue 24.5). Tests
 # that call a training function themselves carry the mark in their module.
-TRAINING_FIXTURES = frozenset({"tiny_baseline", "trained_point", "trained", "smoke_run",
-                               "second_smoke_run"})
+TRAINING_FIXTURES = frozenset({"tiny_baselines", "tiny_baseline", "trained_point", "trained",
+                               "smoke_run", "second_smoke_run"})
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -88,6 +88,32 @@ def pytest_collection_modifyitems(config, items) -> None:
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return tiny_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_baselines(tmp_path_factory) -> dict:
+    """The tiny data set and the tiny baselines of both models, trained once per session.
+    A module takes its own copy (:func:`copy_trained`) and trains on top of it: a
+    baseline's identity does not cover the `ava`, `aap`, `bench` or `sota` keys, so every
+    module's config accepts it."""
+    from dance.data import prepare
+    from dance.train.baseline import train_baseline
+
+    cfg = tiny_config(tmp_path_factory.mktemp("tiny-baselines"))
+    prepare(cfg, progress=False)
+    for name in cfg["models"]:
+        train_baseline(cfg, name)
+    return cfg
+
+
+def copy_trained(trained: dict, root: Path, **overrides) -> dict:
+    """`trained`'s work folder (data, checkpoints) copied under `root`, with the tiny
+    config of `root` and `overrides`."""
+    import shutil
+
+    cfg = tiny_config(root, **overrides)
+    shutil.copytree(trained["work_dir"], cfg["work_dir"])
+    return cfg
 
 
 # --- the smoke workflow, run once per test session -------------------------------------------

@@ -25,7 +25,7 @@ from dance.models import build_model
 from dance.nn import use_fast_convs
 from dance.nn.fold import fold_batchnorm, prepare_for_timing, trim_padding_taps
 
-from conftest import tiny_config
+from conftest import copy_trained, tiny_config
 
 # --- the pruning function -------------------------------------------------------------------
 
@@ -420,19 +420,14 @@ def test_c3d_inference_pool_equals_max_pool3d():
 
 
 @pytest.fixture(scope="module")
-def tiny_baseline(tmp_path_factory):
-    from dance.data import prepare
-    from dance.train.baseline import train_baseline
-
+def tiny_baseline(tiny_baselines, tmp_path_factory):
+    """The session's tiny C3D baseline under this module's AAP settings."""
     root = tmp_path_factory.mktemp("aap")
-    cfg = tiny_config(root, models=["c3d"],
+    return copy_trained(tiny_baselines, root, models=["c3d"],
                       aap={"epochs": 3, "lr": 0.5, "train_clips": 0, "budget": "weight",
                            "points": [0.01, 8.0], "temperature": 0.2, "temperature_end": 0.1,
                            "ablations": [], "channel_multiple": 1, "min_layer_share": 0.0},
                       bench={"clips": 2, "repeats": 1, "warmup": 0, "energy_window_s": 0.05})
-    prepare(cfg, progress=False)
-    train_baseline(cfg, "c3d")
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from dance.ava.profiles import (
     normalised_variance,
 )
 from dance.ava.stats import sparsity_stats
-from dance.data import prepare
 from dance.identity import stage_identity, train_section
 from dance.io import sha256_file
 from dance.models.registry import build_model
@@ -29,9 +28,8 @@ from dance.models.trained import load_trained
 from dance.paths import Paths
 from dance.train import loop
 from dance.train.ava import train_ava
-from dance.train.baseline import train_baseline
 
-from conftest import tiny_config
+from conftest import copy_trained, tiny_config
 
 # --- Lemma 1 -------------------------------------------------------------------------------
 
@@ -190,12 +188,10 @@ AVA = {"epochs": 2, "lambda": 30.0, "lr": 0.05, "w_fe": 3.0}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny C3D baseline and its AVA fine-tuning, trained once for the tests below."""
-    root = tmp_path_factory.mktemp("ava")
-    cfg = tiny_config(root, ava=AVA)
-    prepare(cfg, progress=False)
-    train_baseline(cfg, "c3d")
+def trained(tiny_baselines, tmp_path_factory):
+    """The session's tiny C3D baseline and its AVA fine-tuning, trained once for the tests
+    below."""
+    cfg = copy_trained(tiny_baselines, tmp_path_factory.mktemp("ava"), ava=AVA)
     return cfg, train_ava(cfg, "c3d")
 
 

@@ -18,23 +18,19 @@ from dance.data import prepare
 from dance.paths import Paths
 from dance.train.baseline import train_baseline
 
-from conftest import dance_cli, run, tiny_config
+from conftest import copy_trained, dance_cli, run, tiny_config
 from videos import make_ucf101
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    """A tiny data set and a one-epoch C3D baseline, made once; each test copies them."""
-    cfg = tiny_config(tmp_path_factory.mktemp("trained"), models=["c3d"], train={"epochs": 1})
-    prepare(cfg, progress=False)
-    train_baseline(cfg, "c3d")
-    return cfg
+@pytest.fixture
+def trained(tiny_baselines) -> dict:
+    """The session's tiny data set and baselines; each test copies them."""
+    return tiny_baselines
 
 
 def _copy(cfg: dict, root: Path, **overrides) -> tuple[dict, Path]:
     """The trained work folder under `root`, and a config file pointing at it."""
-    new = tiny_config(root, **{"models": ["c3d"], "train": {"epochs": 1}, **overrides})
-    shutil.copytree(cfg["work_dir"], new["work_dir"])
+    new = copy_trained(cfg, root, **{"models": ["c3d"], **overrides})
     cfg_file = root / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(new))
     return new, cfg_file
@@ -84,8 +80,7 @@ def test_checkpoint_of_another_config_or_model_is_refused(trained, tmp_path, mis
     ckpt, expect = paths.checkpoint("c3d", "baseline"), "width"
     if mismatch == "model":  # a C3D checkpoint where the R3D-18 one should be
         ckpt = paths.checkpoint("r3d18", "baseline")
-        ckpt.parent.mkdir(parents=True)
-        shutil.copy(paths.checkpoint("c3d", "baseline"), ckpt)
+        shutil.copy(paths.checkpoint("c3d", "baseline"), ckpt)   # over the real one
         args, expect = ["--model", "r3d18"], "model='c3d'"
     proc = dance_cli("evaluate", "--config", str(cfg_file), *args)
     _fails_naming(proc, ckpt, expect)

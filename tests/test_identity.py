@@ -14,6 +14,7 @@ from dance import config as config_mod
 from dance.aap.factory import aap_meta
 from dance.identity import aap_stage, stage_identity
 from dance.models.trained import model_meta
+from dance.plan import training_stages
 from dance.sota.selector import selector_meta
 
 # key (dotted prefix; the longest one that matches counts) → the stages it trains directly,
@@ -70,17 +71,7 @@ def _parent(stage: str) -> str | None:
 
 
 def stages(cfg: dict) -> list[tuple[str, str]]:
-    out = []
-    n = len(cfg["aap"]["points"])
-    for model in cfg["models"]:
-        names = ["baseline", "ava", "l1_mild", "l1_aggressive", "selector"]
-        for family in ("gating", "frame_skip"):
-            names += [f"{family}@{k}" for k in range(len(cfg["sota"][family]["points"]))]
-        names += [aap_stage("dance", k) for k in range(n)]
-        names += [aap_stage(v, k) for v in cfg["aap"]["ablations"]
-                  for k in cfg["aap"]["ablation_points"] if k < n]
-        out += [(model, s) for s in names]
-    return out
+    return training_stages(cfg)
 
 
 def identities(cfg: dict) -> dict[tuple[str, str], str]:

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dance import cli
-from dance.data import prepare
 from dance.errors import ConfigError
 from dance.measure import energy, macs, memory, rapl
 from dance.measure.bench import BENCH_COLUMNS, run_bench
 from dance.measure.profile import cost_tables, profile_model
 from dance.models import build_model
 from dance.paths import Paths
-from dance.train.baseline import train_baseline
 
-from conftest import tiny_config
+from conftest import copy_trained, tiny_config
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -28,29 +25,14 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _prepare_with_retry(cfg: dict, attempts: int = 3) -> None:
-    """The synthetic generator may be mid-edit by a co-worker; give it a moment."""
-    for i in range(attempts):
-        try:
-            prepare(cfg, progress=False)
-            return
-        except Exception:
-            if i == attempts - 1:
-                raise
-            time.sleep(60)
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[dict, Path]:
-    """Both baselines of the tiny config, one epoch each; a config file for the CLI."""
+def trained(tiny_baselines, tmp_path_factory) -> tuple[dict, Path]:
+    """The session's tiny baselines of both models, with this module's bench settings; a
+    config file for the CLI."""
     root = tmp_path_factory.mktemp("measure")
-    overrides = {"train": {"epochs": 1},
-                 "bench": {"clips": 2, "warmup": 1, "repeats": 1, "threads": 1,
-                           "energy_window_s": 0.2}}
-    cfg = tiny_config(root, **overrides)
-    _prepare_with_retry(cfg)
-    for name in cfg["models"]:
-        train_baseline(cfg, name)
+    cfg = copy_trained(tiny_baselines, root,
+                       bench={"clips": 2, "warmup": 1, "repeats": 1, "threads": 1,
+                              "energy_window_s": 0.2})
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return cfg, path

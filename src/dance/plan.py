@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dance.errors import ConfigError
+from dance.identity import aap_stage
 from dance.paths import Paths
 
 # Dense stages the generic rules run on: evaluated (both), benchmarked (the baseline; the
@@ -111,6 +112,16 @@ def dynamic_records(cfg: dict) -> list[Path]:
 def comparison_records(cfg: dict) -> list[Path]:
     """Every compared method's record of every model: what the comparison reads."""
     return [p for m in cfg["models"] for p in sota_records(cfg, m)] + dynamic_records(cfg)
+
+
+# --- every trained stage -----------------------------------------------------------------
+def training_stages(cfg: dict) -> list[tuple[str, str]]:
+    """Every (model, stage) the workflow trains: the stage names of ``dance.identity`` and
+    of the checkpoints."""
+    names = ["baseline", "ava", *(l1_stage(level) for level in L1_LEVELS), "selector",
+             *(dynamic_stage(method, k) for _, method, k in dynamic_points(cfg)),
+             *(aap_stage(v, k) for v, k in aap_pairs(cfg))]
+    return [(model, name) for model in cfg["models"] for name in names]
 
 
 # --- on-device export --------------------------------------------------------------------
