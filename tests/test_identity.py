@@ -40,6 +40,7 @@ TRAINS = {
     "aap.ablations": (), "aap.ablation_points": (), "aap.decision_clips": (),
     "aap.pruned_check_clips": (), "aap.frame_exec": (), "aap.channel_multiple": (),
     "aap.latency_table": (),        # a MAC-trained controller (the default) does not read it
+    "aap.latency_table_file": (),
     "sota.epochs": ("*:l1_*", "*:gating@*", "*:frame_skip@*"),
     "sota.l1.mild": ("*:l1_mild",),
     "sota.l1.aggressive": ("*:l1_aggressive",),
@@ -162,9 +163,11 @@ def test_a_latency_trained_controller_is_retrained_by_its_table_keys(key):
     other = copy.deepcopy(latency)
     table = other["aap"]["latency_table"]
     table[key] = [*table[key], 0.9] if isinstance(table[key], list) else table[key] + 1
-    before, after = identities(latency), identities(other)
-    moved = {ms for ms in before if before[ms] != after[ms]}
-    assert moved == {ms for ms in before if ms[1].startswith("aap-")}
+    pinned = config_mod.merge(latency, {"aap": {"latency_table_file": "t/{model}.csv"}})
+    for changed_cfg in (other, pinned):
+        before, after = identities(latency), identities(changed_cfg)
+        moved = {ms for ms in before if before[ms] != after[ms]}
+        assert moved == {ms for ms in before if ms[1].startswith("aap-")}
 
 
 def test_identical_configs_give_identical_identities_and_every_stage_its_own():

@@ -166,3 +166,43 @@ def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
         host_latency_model(cfg, "c3d", net.names)
     with pytest.raises(ConfigError, match=r"latency-table --model c3d"):
         controller_spec(cfg, backbone, "dance", net.macs)
+
+
+def _write_table(path, layers: list[str], ms: float) -> None:
+    """A latency table as `latency-table` writes it (the columns and conditions the model
+    reads): every grid point of every layer at `ms`, dense at 2·`ms`."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["layer,frames_share,channels_share,features_share,median_ms,dense_median_ms"]
+    lines += [f"{n},{f},{c},{s},{ms},{2 * ms}" for n in layers
+              for f, c, s in itertools.product([0.5, 1.0], [0.5, 1.0], [0.25, 1.0])]
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(
+        {"network_floor_ms": 1.0, "network_dense_ms": 10.0}))
+
+
+def test_a_pinned_table_is_what_a_latency_controller_trains_against(tmp_path):
+    """aap.latency_table_file: a table measured earlier (on this host, to train the same
+    controllers in two runs, or on a device) replaces this run's measured one; its content
+    is in the controller's identity record, and a missing one is named with its key."""
+    from dance.aap.factory import aap_meta
+    from dance.aap.latency_table import host_latency_model
+    from dance.paths import Paths
+
+    names = AAPNet(build_model("c3d", 10, width=0.125, frames=8, size=32), None,
+                   input_shape=(3, 8, 32, 32)).names
+    pinned = str(tmp_path / "pinned" / "{model}_table.csv")
+    cfg = tiny_config(tmp_path, aap={"cost": "latency", "latency_table_file": pinned})
+    here = tiny_config(tmp_path, aap={"cost": "latency"})
+    _write_table(Paths(here).latency_table("c3d"), names, 1.0)        # this run's table
+    with pytest.raises(ConfigError, match=r"aap\.latency_table_file.*pinned/c3d_table\.csv"):
+        host_latency_model(cfg, "c3d", names)
+    _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.5)
+    assert Paths(cfg).training_latency_table("c3d") == tmp_path / "pinned" / "c3d_table.csv"
+    assert float(host_latency_model(cfg, "c3d", names).dense_layer_ms[0]) == 1.0
+    assert float(host_latency_model(here, "c3d", names).dense_layer_ms[0]) == 2.0
+    before = aap_meta(cfg, "c3d", "dance", 0, 10)
+    assert before["latency_table"] != aap_meta(here, "c3d", "dance", 0, 10)["latency_table"]
+    _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.25)    # re-measured
+    assert aap_meta(cfg, "c3d", "dance", 0, 10)["latency_table"] != before["latency_table"]

@@ -27,7 +27,8 @@ TRAIN_KEYS = ("batch_size", "channels_last", "epochs", "eval_batch_size", "label
 # The `aap` keys that change a controller's weights. Not listed, because they only choose
 # what is evaluated or how the timed path runs: points (a controller reads its own entry),
 # ablation_points, ablations, decision_clips, pruned_check_clips, frame_exec,
-# channel_multiple. `latency_table` counts only for a latency-trained controller.
+# channel_multiple. `latency_table` and `latency_table_file` count only for a
+# latency-trained controller.
 AAP_KEYS = ("batch_size", "budget", "cost", "epochs", "hidden", "kd_temperature",
             "kd_weight", "lr", "min_frames", "min_layer_share", "min_pruned_share",
             "optimizer", "penalty", "stats_stride", "tau_init", "tau_max", "temperature",
@@ -100,6 +101,7 @@ def _aap(variant: str, point: int) -> Callable[[dict, str], dict]:
         out = {**_pick(aap, AAP_KEYS), "point_value": aap["points"][point], "variant": variant}
         if aap["cost"] == "latency":      # the table's measured values: the rule's input
             out["latency_table"] = aap["latency_table"]
+            out["latency_table_file"] = aap["latency_table_file"]
         return out
     return trained_by
 

@@ -12,6 +12,7 @@ class Paths:
         self.figures = Path(cfg["figures_dir"])
         self.work = Path(cfg["work_dir"])
         self.dataset_name = cfg["dataset"]["name"]
+        self.pinned_latency_table = cfg.get("aap", {}).get("latency_table_file")
 
     def recorded(self, path: Path) -> str:
         """How an output names another file: relative to results_dir, so that the name is
@@ -110,6 +111,13 @@ class Paths:
         """Per-layer latency of the pruned execution on this host, per kept-share grid point
         (+ ``.json``: the measurement conditions)."""
         return self.metrics / model / "latency_table.csv"
+
+    def training_latency_table(self, model: str) -> Path:
+        """The table a latency-aware controller trains against: ``aap.latency_table_file``
+        (``{model}`` replaced by the model's name) when set, else this run's measured one."""
+        if self.pinned_latency_table:
+            return Path(self.pinned_latency_table.format(model=model))
+        return self.latency_table(model)
 
     def aap_bench(self, model: str) -> Path:
         """Host latency of dense vs every trained AAP operating point, one interleaved run."""

@@ -53,7 +53,7 @@ rule train_aap:
         manifest=PATHS.manifest,
         # the measured table the controller trains against (aap.cost: latency)
         latency=lambda w: (
-            [PATHS.latency_table(w.model)]
+            [PATHS.training_latency_table(w.model)]
             if config["aap"]["cost"] == "latency"
             else []
         ),

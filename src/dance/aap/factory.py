@@ -63,7 +63,7 @@ def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: 
     meta = {**base, "stage": stage, "backbone_stage": base["stage"], "variant": variant,
             "point": point, "fingerprint": stage_identity(cfg, model_name, stage)}
     if cfg["aap"]["cost"] == "latency":
-        table = Paths(cfg).latency_table(model_name)
+        table = Paths(cfg).training_latency_table(model_name)
         meta["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
                                  if table.exists() else None)
     return meta

@@ -214,7 +214,11 @@ def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> Latency
     table; a missing table is named with the command that writes it."""
     from dance.paths import Paths
 
-    path = Paths(cfg).latency_table(model_name)
+    path = Paths(cfg).training_latency_table(model_name)
+    if not path.exists() and cfg["aap"]["latency_table_file"]:
+        raise ConfigError(f"config key 'aap.latency_table_file' names {path} for "
+                          f"{model_name}, which does not exist (a table written by `python -m "
+                          f"dance latency-table`, its .json beside it)")
     if not path.exists():
         raise ConfigError(f"config key 'aap.cost' is latency, but the latency table {path} "
                           f"does not exist: run `python -m dance latency-table --model "
