@@ -12,6 +12,7 @@ import pytest
 
 from dance import config as config_mod
 from dance.aap.factory import aap_meta
+from dance.errors import ConfigError
 from dance.identity import aap_stage, stage_identity
 from dance.models.trained import model_meta
 from dance.plan import training_stages
@@ -38,7 +39,7 @@ TRAINS = {
     "aap.points": (),               # appended to: no existing controller changes
     "aap.points[0]": ("*:aap-*-0",),
     "aap.ablations": (), "aap.ablation_points": (), "aap.decision_clips": (),
-    "aap.pruned_check_clips": (), "aap.frame_exec": (), "aap.channel_multiple": (),
+    "aap.pruned_check_clips": (), "aap.frame_exec": (),
     "aap.latency_table": (),        # a MAC-trained controller (the default) does not read it
     "aap.latency_table_file": (),
     "sota.epochs": ("*:l1_*", "*:gating@*", "*:frame_skip@*"),
@@ -163,11 +164,24 @@ def test_a_latency_trained_controller_is_retrained_by_its_table_keys(key):
     other = copy.deepcopy(latency)
     table = other["aap"]["latency_table"]
     table[key] = [*table[key], 0.9] if isinstance(table[key], list) else table[key] + 1
-    pinned = config_mod.merge(latency, {"aap": {"latency_table_file": "t/{model}.csv"}})
-    for changed_cfg in (other, pinned):
-        before, after = identities(latency), identities(changed_cfg)
-        moved = {ms for ms in before if before[ms] != after[ms]}
-        assert moved == {ms for ms in before if ms[1].startswith("aap-")}
+    aap = {ms for ms in stages(latency) if ms[1].startswith("aap-")}
+    assert moved(latency, other) == aap
+    # a pinned table replaces this run's grid: its keys then move nothing, the file does
+    pin = {"aap": {"latency_table_file": "tables/{model}.csv"}}
+    pinned, pinned_other = config_mod.merge(latency, pin), config_mod.merge(other, pin)
+    assert moved(pinned, pinned_other) == set()
+    assert moved(latency, pinned) == aap
+
+
+def moved(a: dict, b: dict) -> set[tuple[str, str]]:
+    before, after = identities(a), identities(b)
+    return {ms for ms in before.keys() & after.keys() if before[ms] != after[ms]}
+
+
+def test_a_point_that_does_not_exist_is_named_with_its_key():
+    for stage, key in (("aap-dance-9", "aap.points"), ("gating@7", "sota.gating.points")):
+        with pytest.raises(ConfigError, match=rf"point \d does not exist: config key '{key}'"):
+            stage_identity(DEFAULT, "c3d", stage)
 
 
 def test_identical_configs_give_identical_identities_and_every_stage_its_own():

@@ -205,4 +205,8 @@ def test_a_pinned_table_is_what_a_latency_controller_trains_against(tmp_path):
     before = aap_meta(cfg, "c3d", "dance", 0, 10)
     assert before["latency_table"] != aap_meta(here, "c3d", "dance", 0, 10)["latency_table"]
     _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.25)    # re-measured
-    assert aap_meta(cfg, "c3d", "dance", 0, 10)["latency_table"] != before["latency_table"]
+    again = aap_meta(cfg, "c3d", "dance", 0, 10)["latency_table"]
+    assert again[0] != before["latency_table"][0]
+    conditions = tmp_path / "pinned" / "c3d_table.json"   # the floor and overheads it reads
+    conditions.write_text(conditions.read_text().replace("1.0", "1.5"))
+    assert aap_meta(cfg, "c3d", "dance", 0, 10)["latency_table"][1] != again[1]

@@ -18,7 +18,7 @@ from conftest import assert_same_outputs, why_no_slurm
 @pytest.mark.slow
 @pytest.mark.skipif(why_no_slurm() is not None, reason=why_no_slurm() or "")
 def test_smoke_workflow_through_slurm_matches_a_local_run(smoke_run, second_smoke_run):
-    assert second_smoke_run.via_slurm
+    assert second_smoke_run.via_slurm, second_smoke_run.log[-4000:]
     submitted = second_smoke_run.log.count("has been submitted with SLURM jobid")
     assert submitted >= 40, f"only {submitted} jobs went through Slurm"  # 42 + the local `all`
     assert_same_outputs(smoke_run, second_smoke_run.root)

@@ -18,18 +18,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dance.config import fingerprint, lookup
+from dance.errors import ConfigError
 
-# The `train` keys that change a network's weights (``train.per_model.<model>`` entries
-# replace them per model; ``progress`` draws bars, ``per_model`` is folded in).
+# The `train` keys that change a network's weights or what it is trained on
+# (``eval_batch_size`` batches the statistics and features the controllers and the selector
+# head are trained on); ``train.per_model.<model>`` entries replace them per model,
+# ``progress`` draws bars.
 TRAIN_KEYS = ("batch_size", "channels_last", "epochs", "eval_batch_size", "label_smoothing",
               "lr", "momentum", "optimizer", "warmup_epochs", "weight_decay")
 
-# The `aap` keys that change a controller's weights. Not listed, because they only choose
-# what is evaluated or how the timed path runs: points (a controller reads its own entry),
-# ablation_points, ablations, decision_clips, pruned_check_clips, frame_exec,
-# channel_multiple. `latency_table` and `latency_table_file` count only for a
-# latency-trained controller.
-AAP_KEYS = ("batch_size", "budget", "cost", "epochs", "hidden", "kd_temperature",
+# The `aap` keys that change a controller's weights or the decisions its checkpoint
+# switches off (channel_multiple rounds the hard masks those are read from). Not listed,
+# because they only choose what is evaluated or how the timed path runs: points (a
+# controller reads its own entry), ablation_points, ablations, decision_clips,
+# pruned_check_clips, frame_exec. The latency table's grid (`latency_table`) or the pinned
+# table (`latency_table_file`) counts only for a latency-trained controller.
+AAP_KEYS = ("batch_size", "budget", "channel_multiple", "cost", "epochs", "hidden",
+            "kd_temperature",
             "kd_weight", "lr", "min_frames", "min_layer_share", "min_pruned_share",
             "optimizer", "penalty", "stats_stride", "tau_init", "tau_max", "temperature",
             "temperature_end", "train_clips", "train_split", "val_clips", "weight_decay")
@@ -70,6 +75,15 @@ def finetune_settings(cfg: dict, lr_key: str | None = None) -> dict:
             "warmup_epochs": cfg["ava"]["warmup_epochs"]}
 
 
+def _entry(cfg: dict, key: str, point: int):
+    """Entry `point` of the list at config key `key`, refused by name when it has none."""
+    values = lookup(cfg, key)
+    if not 0 <= point < len(values):
+        raise ConfigError(f"operating point {point} does not exist: config key {key!r} has "
+                          f"{len(values)} entries (0..{len(values) - 1})")
+    return values[point]
+
+
 def _pick(section: dict, keys: tuple[str, ...]) -> dict:
     return {k: section[k] for k in keys}
 
@@ -90,7 +104,8 @@ def _l1(level: str) -> Callable[[dict, str], dict]:
 def _dynamic(family: str, point: int) -> Callable[[dict, str], dict]:
     def trained_by(cfg: dict, model: str) -> dict:
         section = cfg["sota"][family]
-        return {**_pick(section, DYNAMIC_KEYS[family]), "point_value": section["points"][point],
+        return {**_pick(section, DYNAMIC_KEYS[family]),
+                "point_value": _entry(cfg, f"sota.{family}.points", point),
                 "schedule": finetune_settings(cfg, f"sota.{family}.lr")}
     return trained_by
 
@@ -98,10 +113,11 @@ def _dynamic(family: str, point: int) -> Callable[[dict, str], dict]:
 def _aap(variant: str, point: int) -> Callable[[dict, str], dict]:
     def trained_by(cfg: dict, model: str) -> dict:
         aap = cfg["aap"]
-        out = {**_pick(aap, AAP_KEYS), "point_value": aap["points"][point], "variant": variant}
+        out = {**_pick(aap, AAP_KEYS), "point_value": _entry(cfg, "aap.points", point),
+               "variant": variant}
         if aap["cost"] == "latency":      # the table's measured values: the rule's input
-            out["latency_table"] = aap["latency_table"]
-            out["latency_table_file"] = aap["latency_table_file"]
+            pinned = aap["latency_table_file"]
+            out["latency_table"] = {"file": pinned} if pinned else aap["latency_table"]
         return out
     return trained_by
 

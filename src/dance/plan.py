@@ -3,8 +3,8 @@
 The one answer to "which points are there": the Snakefile loops over these lists to make
 its jobs, and the package's steps ask the same functions which points they train, write,
 time, summarise or export, so a step never waits for a file no rule makes, nor a rule for
-a point no step writes. Torch-free (standard library, ``dance.paths`` and ``dance.errors``
-only): the workflow imports it while it plans.
+a point no step writes. Torch-free (standard library, ``dance.paths``, ``dance.errors`` and
+``dance.identity``): the workflow imports it while it plans.
 
 - AAP controllers: variant → operating points (``aap.points`` for DANCE, every entry;
   ``aap.ablation_points`` that exist for each ``aap.ablations`` variant).

@@ -51,9 +51,13 @@ rule train_aap:
     input:
         backbone=aap_backbone,
         manifest=PATHS.manifest,
-        # the measured table the controller trains against (aap.cost: latency)
+        # the measured table the controller trains against and its conditions (aap.cost:
+        # latency)
         latency=lambda w: (
-            [PATHS.training_latency_table(w.model)]
+            [
+                PATHS.training_latency_table(w.model),
+                PATHS.training_latency_table(w.model).with_suffix(".json"),
+            ]
             if config["aap"]["cost"] == "latency"
             else []
         ),

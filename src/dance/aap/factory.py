@@ -62,10 +62,10 @@ def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: 
     stage = aap_stage(variant, point)
     meta = {**base, "stage": stage, "backbone_stage": base["stage"], "variant": variant,
             "point": point, "fingerprint": stage_identity(cfg, model_name, stage)}
-    if cfg["aap"]["cost"] == "latency":
+    if cfg["aap"]["cost"] == "latency":    # the table and its conditions (floor, overheads)
         table = Paths(cfg).training_latency_table(model_name)
-        meta["latency_table"] = (hashlib.sha256(table.read_bytes()).hexdigest()
-                                 if table.exists() else None)
+        meta["latency_table"] = [hashlib.sha256(f.read_bytes()).hexdigest() if f.exists()
+                                 else None for f in (table, table.with_suffix(".json"))]
     return meta
 
 

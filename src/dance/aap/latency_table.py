@@ -210,8 +210,8 @@ def overhead_summary(path: Path) -> str:
 
 
 def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> LatencyModel:
-    """The latency model of `model_name` on this host (``aap.cost: latency``), from its
-    table; a missing table is named with the command that writes it."""
+    """The latency model of `model_name` (``aap.cost: latency``), from the table it trains
+    against (this host's, or the one ``aap.latency_table_file`` pins); a missing table is named with the command that writes it."""
     from dance.paths import Paths
 
     path = Paths(cfg).training_latency_table(model_name)
@@ -227,7 +227,7 @@ def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> Latency
 
 
 def layers_that_pay(model: LatencyModel) -> list[bool]:
-    """Per layer: can deciding there ever pay on this host? True when the layer's fastest
+    """Per layer: can deciding there ever pay on the table's machine? True when the layer's fastest
     grid point saves more than its measured decision overhead (dense − min over the grid >
     ``decide_ms − all_kept_ms``). A latency-aware controller decides only in those layers:
     the overhead is paid once a layer decides at all, which gradient descent on soft

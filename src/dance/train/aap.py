@@ -14,8 +14,9 @@ with the teacher = the same frozen backbone unpruned (its logits of the training
 computed once before training, :class:`TeacherClips`) and the budget term on r = batch mean
 of the expected whole-network MAC ratio from the soft masks (per prunable layer: exact
 dense MACs × mean kept share of frames × channels × features; non-prunable layers at dense
-cost), or with ``aap.cost: latency`` of the predicted latency ratio on this host (the
-per-layer table of :mod:`dance.aap.latency_table`, interpolated at the mean kept shares):
+cost), or with ``aap.cost: latency`` of the predicted latency ratio on the table's
+machine (the per-layer table of :mod:`dance.aap.latency_table`, interpolated at the mean
+kept shares):
 
 * ``aap.budget = target``: penalty · |r − b| for the point's MAC budget b (two-sided: with
   the hinge alone, the first steps' push overshot and nothing pulled back — budget 0.8 ended
