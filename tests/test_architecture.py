@@ -152,3 +152,43 @@ def test_the_layer_check_finds_an_upward_import():
     graph = {"dance.measure.bench": {"dance.train.stage"}, "dance.train.stage": {"dance.io"}}
     assert upward_imports(graph, layers) == [
         "dance.measure.bench (layer 2) imports dance.train.stage (layer 3)"]
+
+
+# --- library functions take the values they use (issue 24.4) ---------------------------------
+
+# Functions of layers 1–2 that take the whole config: entry points that put a stage
+# together from it (paths, data, checkpoints, the bench's registry), and the functions that
+# define what the config means (validation, identity, the plan). Everything else below
+# layer 3 takes the values it uses; a new exception is added here with its reason.
+WHOLE_CONFIG = {
+    # what the config means: read and validated, its paths, identities and jobs
+    "config.*", "paths.*", "identity.*", "plan.*",
+    # put a stage together from the config
+    "runtime.setup", "data.prepare", "data.data_fingerprint", "data.synthetic.generate",
+    "data.synthetic._info", "data.video.prepare_real", "data.dataset.open_split",
+    "models.trained.*", "measure.bench.run_bench", "measure.profile.run_profile",
+    # the bench's registry: every builder gets the config (families load checkpoints)
+    "measure.variants.build_variant", "measure.variants._dense*",
+    "measure.variants.timing_options",
+}
+
+
+def whole_config_functions(layers: dict[str, int]) -> list[str]:
+    """`module.function` of every layer-1/2 function with a parameter named `cfg`."""
+    import fnmatch
+
+    found = []
+    for name, path in modules().items():
+        if name == "dance" or layers.get(name.split(".")[1], 9) > 2:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+                    a.arg == "cfg" for a in node.args.args + node.args.kwonlyargs):
+                qual = f"{name.removeprefix('dance.')}.{node.name}"
+                if not any(fnmatch.fnmatch(qual, pat) for pat in WHOLE_CONFIG):
+                    found.append(qual)
+    return sorted(found)
+
+
+def test_library_functions_take_the_values_they_use_not_the_config():
+    assert whole_config_functions(documented_layers()) == []

@@ -40,16 +40,16 @@ def trained(tiny_baselines, tmp_path_factory) -> tuple[dict, Path]:
 
 def test_cost_tables_presets_and_custom_override():
     cfg = tiny_config(Path("/nonexistent"))
-    assert list(cost_tables(cfg)) == ["eyeriss65", "horowitz45"]
+    assert list(cost_tables(cfg["energy"])) == ["eyeriss65", "horowitz45"]
     cfg = tiny_config(Path("/nonexistent"), energy={
         "presets": ["horowitz45"],
         "custom_costs": {"name": "h45rf", "base": "horowitz45", "rf": 1, "rf_per_mac": 4}})
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     assert list(tables) == ["horowitz45", "h45rf"]
     assert tables["h45rf"]["rf"] == 1 and tables["h45rf"]["dram"] == 640
     assert tables["h45rf"]["unit"] == "pJ"
     replaced = cost_tables(tiny_config(Path("/nonexistent"), energy={
-        "custom_costs": {"name": "eyeriss65", "dram": 100}}))
+        "custom_costs": {"name": "eyeriss65", "dram": 100}})["energy"])
     assert list(replaced) == ["eyeriss65", "horowitz45"] and replaced["eyeriss65"]["dram"] == 100
     with pytest.raises(ConfigError):
         tiny_config(Path("/nonexistent"), energy={"custom_costs": {"dramm": 1}})
@@ -58,7 +58,7 @@ def test_cost_tables_presets_and_custom_override():
 def test_profile_model_rows_totals_and_labels():
     model = build_model("r3d18", 5, width=0.125, frames=4, size=24)
     shape = (1, 3, 4, 24, 24)
-    tables = cost_tables(tiny_config(Path("/nonexistent")))
+    tables = cost_tables(tiny_config(Path("/nonexistent"))["energy"])
     rows, totals = profile_model(model, shape, tables)
     assert [r["layer"] for r in rows] == [r["layer"] for r in macs.dense_profile(model, shape)]
     assert totals["macs_fvcore"] == macs.dense_summary(model, shape)["macs_total"]
@@ -88,7 +88,7 @@ def test_one_mac_convention_from_the_profile_to_the_claims(name):
 
     model = build_model(name, 5, width=0.125, frames=4, size=24)
     shape = (1, 3, 4, 24, 24)
-    rows, totals = profile_model(model, shape, cost_tables(tiny_config(Path("/nonexistent"))))
+    rows, totals = profile_model(model, shape, cost_tables(tiny_config(Path("/nonexistent"))["energy"]))
     assert totals["macs"] == AAPNet(copy.deepcopy(model), None, shape).macs["total"]
     assert totals["macs"] == static_costs(model, shape[1:])["macs"]
     assert totals["macs"] < totals["macs_fvcore"]      # fvcore counts the padding taps

@@ -29,7 +29,7 @@ def _setup(tmp_path, interpolate):
                       sota={"matched": {"interpolate": interpolate}})
     paths = Paths(cfg)
     dense = {"top1": 0.80, "macs": 1000, "params": 50, "accesses": _acc(100)}
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     n = 200
 
     def rec(method, point, top1, macs, acc):

@@ -30,6 +30,7 @@ from dance.measure.variants import (
     prepare_memory_format,
     prepare_network,
     register_family,
+    timing_options,
 )
 from dance.nn.conv import use_fast_convs
 
@@ -72,14 +73,15 @@ def build(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str) -
     device = next(model.parameters()).device
     backbone = (model if need == stage
                 else load_trained(cfg, model_name, need, num_classes).to(device))
-    backbone = use_fast_convs(prepare_network(backbone.eval(), cfg))
+    options = timing_options(cfg)
+    backbone = use_fast_convs(prepare_network(backbone.eval(), options["prepare"]))
     net = load_controller(cfg, model_name, variant, point, num_classes, eval_mode="pruned",
                           backbone=backbone).to(device)     # the controller is built on the CPU
     if probe is not None:
         # the controller still runs; its thresholds are scaled, the active decisions kept
         net.controller.mask.mul_(PROBES[probe])
     net.prepare_pruned()
-    net = prepare_memory_format(net, cfg).eval()
+    net = prepare_memory_format(net, options["channels_last"]).eval()
 
     def run(x: Tensor) -> Tensor:
         return net(x)

@@ -165,7 +165,7 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
     macs_ratio = costs["macs"] / dense_macs
     acc_total = sum(costs["accesses"][k] for k in memory.FIELDS)
     dense_acc_total = sum(dense_acc.values())
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     clip_acc = {k: [int(v) for v in costs["accesses"][k]] for k in memory.FIELDS}
     energy_out = {name: energy.per_clip_summary(costs["macs"], clip_acc, dense_macs, dense_acc,
                                                 table) for name, table in tables.items()}

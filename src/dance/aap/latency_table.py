@@ -45,7 +45,7 @@ from dance.errors import ConfigError, DanceError
 from dance.io import read_json, write_csv, write_json
 from dance.measure.latency import environment, time_variants
 from dance.measure.macs import batch_effective_macs
-from dance.measure.variants import skip_prunable_convs, timed_network
+from dance.measure.variants import skip_prunable_convs, timed_network, timing_options
 
 DECIDE_TAU = (1e-6, 1e-6, 1e-6)     # > 0: every decision runs; keeps all but all-zero entries
 ALL_KEPT = "1,1,1"
@@ -116,7 +116,7 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
     shape = (3, cfg["dataset"]["frames"], cfg["dataset"]["size"], cfg["dataset"]["size"])
     torch.manual_seed(cfg["seed"])
     model = build(cfg, model_name, open_split(cfg, "test").num_classes).eval()
-    model = timed_network(model, cfg)
+    model = timed_network(model, **timing_options(cfg))
     gen = torch.Generator().manual_seed(cfg["seed"])
     clip = torch.rand(1, *shape, generator=gen)
     if cfg["bench"]["channels_last"]:

@@ -130,7 +130,7 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
     from dance.measure.profile import cost_tables
 
     paths = Paths(cfg)
-    tables = list(cost_tables(cfg))
+    tables = list(cost_tables(cfg["energy"]))
     rows = []
     benches = {model: _bench_rows(paths.aap_bench(model)) for model in models or cfg["models"]}
     for model, variant, point, ev in evaluations(cfg, models):

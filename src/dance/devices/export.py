@@ -181,10 +181,11 @@ def build_networks(cfg: dict, model_name: str, num_classes: int,
                    ) -> dict[str, tuple[nn.Module, nn.Module | None]]:
     """method → (exportable module, AAPNet reference or None) for dense and every point."""
     from dance.aap.factory import load_controller
-    from dance.measure.variants import prepare_network
+    from dance.measure.variants import prepare_network, timing_options
     from dance.models.trained import load_trained
 
-    backbone = prepare_network(load_trained(cfg, model_name, "ava", num_classes).eval(), cfg)
+    backbone = prepare_network(load_trained(cfg, model_name, "ava", num_classes).eval(),
+                               timing_options(cfg)["prepare"])
     shape = backbone.clip_shape
     out: dict[str, tuple[nn.Module, nn.Module | None]] = {
         "dense": (static_pools(copy.deepcopy(backbone), shape), None)}

@@ -32,13 +32,13 @@ ACCESS_KEYS = ("weights_read", "inputs_read", "outputs_written")
 PARTS = ("compute", "onchip", "dram")
 
 
-def cost_tables(cfg: dict) -> dict[str, dict[str, Any]]:
-    """Name → validated cost table: the configured presets, plus ``energy.custom_costs``.
+def cost_tables(section: dict) -> dict[str, dict[str, Any]]:
+    """Name → validated cost table of the config's `energy` section: its presets, plus
+    ``custom_costs``.
 
     The custom table is its `base` preset with the given keys replaced; if its `name` is
     one of the presets it takes that preset's place.
     """
-    section = cfg["energy"]
     tables = {name: energy.costs(name) for name in section["presets"]}
     custom = section.get("custom_costs")
     if custom:
@@ -151,7 +151,7 @@ def run_profile(cfg: dict, models: Sequence[str] | None = None) -> tuple[Path, P
     num_classes = len(read_json(paths.manifest)["classes"])
     frames, size = cfg["dataset"]["frames"], cfg["dataset"]["size"]
     input_shape = (1, 3, frames, size, size)
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     bpe = cfg["energy"]["bytes_per_element"]
     layer_rows, summary_rows = [], []
     for name in models:

@@ -83,42 +83,52 @@ def build_variant(name: str, cfg: dict, model_name: str, stage: str, model: nn.M
                       f"{', '.join(variant_names() + families)}")
 
 
-def prepare_network(model: nn.Module, cfg: dict) -> nn.Module:
-    """The inference rewrite every variant gets when ``bench.prepare`` is on (default):
-    BatchNorm folded, padding-only taps dropped (:func:`dance.nn.fold.prepare_for_timing`)."""
-    if cfg["bench"].get("prepare", False):
+def timing_options(cfg: dict) -> dict[str, bool]:
+    """The bench keys that shape a timed network (``bench.prepare``,
+    ``bench.channels_last``), as the keyword arguments of :func:`timed_network`."""
+    return {"prepare": bool(cfg["bench"].get("prepare", False)),
+            "channels_last": bool(cfg["bench"]["channels_last"])}
+
+
+def prepare_network(model: nn.Module, prepare: bool) -> nn.Module:
+    """The inference rewrite every variant gets when `prepare` (``bench.prepare``, on by
+    default): BatchNorm folded, padding-only taps dropped
+    (:func:`dance.nn.fold.prepare_for_timing`)."""
+    if prepare:
         from dance.nn.fold import prepare_for_timing
 
         prepare_for_timing(model)
     return model
 
 
-def prepare_memory_format(model: nn.Module, cfg: dict) -> nn.Module:
-    """Put `model` in the bench's memory format (channels_last_3d if bench.channels_last)."""
-    if cfg["bench"]["channels_last"]:
+def prepare_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """Put `model` in the bench's memory format (channels_last_3d if `channels_last`)."""
+    if channels_last:
         return model.to(memory_format=torch.channels_last_3d)
     return model
 
 
-def timed_network(model: nn.Module, cfg: dict,
+def timed_network(model: nn.Module, prepare: bool, channels_last: bool,
                   convs: Callable[[nn.Module], nn.Module] = use_fast_convs) -> nn.Module:
     """The rewrite every timed network gets, in one place: eval mode, BatchNorm folded and
     padding-only taps dropped (:func:`prepare_network`), the policy convs (`convs`), the
-    bench's memory format (:func:`prepare_memory_format`)."""
-    return prepare_memory_format(convs(prepare_network(model.eval(), cfg)), cfg).eval()
+    bench's memory format (:func:`prepare_memory_format`). `prepare` and `channels_last`:
+    :func:`timing_options` of the config."""
+    return prepare_memory_format(convs(prepare_network(model.eval(), prepare)),
+                                 channels_last).eval()
 
 
 def _dense(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return timed_network(model, cfg)
+    return timed_network(model, **timing_options(cfg))
 
 
 def _dense_native(cfg: dict, model_name: str, stage: str, model: nn.Module) -> VariantFn:
-    return timed_network(model, cfg, use_native_convs)
+    return timed_network(model, **timing_options(cfg), convs=use_native_convs)
 
 
 def _dense_channels_last(cfg: dict, model_name: str, stage: str, model: nn.Module,
                          ) -> VariantFn:
-    net = use_fast_convs(prepare_network(model, cfg)).to(
+    net = use_fast_convs(prepare_network(model, timing_options(cfg)["prepare"])).to(
         memory_format=torch.channels_last_3d).eval()
 
     def run(x: Tensor) -> Tensor:

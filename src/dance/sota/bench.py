@@ -31,7 +31,8 @@ def bench_variants(cfg: dict) -> list[str]:
 def timed_network(cfg: dict, net: nn.Module, like: nn.Module) -> nn.Module:
     """`net` (loaded on the CPU) rewritten like every bench variant (BN folded, padding taps
     dropped, policy convs, the bench's memory format) on the device of the bench's `like`."""
-    return variants.timed_network(net.to(next(like.parameters()).device), cfg)
+    return variants.timed_network(net.to(next(like.parameters()).device),
+                                  **variants.timing_options(cfg))
 
 
 def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,

@@ -176,7 +176,7 @@ def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
     from dance.measure.profile import cost_tables
     from dance.plan import aap_pairs
 
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     presets = list(tables)
     paths = Paths(cfg)
     rows = []
@@ -301,7 +301,7 @@ def write_comparison(cfg: dict) -> Path:
     from dance.measure.profile import cost_tables
 
     paths = Paths(cfg)
-    presets = list(cost_tables(cfg))
+    presets = list(cost_tables(cfg["energy"]))
     rows = comparison_rows(cfg)
     energy_cols = [f"energy_{p}" for p in presets if f"energy_{p}" not in COLUMNS]
     cols = COLUMNS + energy_cols + EXTRA

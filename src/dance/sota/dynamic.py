@@ -202,11 +202,11 @@ def bench_clips(cfg: dict, test: ClipDataset) -> list[Tensor]:
 
 def _prepared(net: nn.Module, cfg: dict, clip_shape: tuple[int, ...] | None = None,
               ) -> nn.Module:
-    from dance.measure.variants import timed_network
+    from dance.measure.variants import timed_network, timing_options
 
     if clip_shape is not None:
         net.clip_shape = clip_shape
-    return timed_network(net, cfg)
+    return timed_network(net, **timing_options(cfg))
 
 
 def timed_gating(net: GatedNet, cfg: dict):
@@ -314,7 +314,7 @@ def evaluate(cfg: dict, model_name: str, method: str, point: int) -> Path:
         operating_point=point, point_value=value, correct=correct, macs=costs["macs"],
         overhead_macs=costs["overhead"], accesses=costs["accesses"], params=costs["params"],
         dense=record.dense_reference(cfg, model_name, test.num_classes),
-        tables=cost_tables(cfg), latency=lat, bytes_per_element=bpe, notes=notes, extra=extra)
+        tables=cost_tables(cfg["energy"]), latency=lat, bytes_per_element=bpe, notes=notes, extra=extra)
     rows = [{"clip": i, "label": int(test.labels[i]), "difficulty": float(test.difficulty[i]),
              "correct": int(correct[i]), "macs": int(costs["macs"][i]),
              "overhead_macs": int(costs["overhead"][i]), "kept": int(costs["kept"][i]),

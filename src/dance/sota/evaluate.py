@@ -33,7 +33,7 @@ def evaluate_static(cfg: dict, model_name: str, method: str, point: str, net: nn
         operating_point=point, point_value=point_value,
         correct=(logits.argmax(1) == test.labels).numpy(), macs=costs["macs"],
         accesses=costs["accesses"], params={point: costs["params"]},
-        dense=dense_reference(cfg, model_name, test.num_classes), tables=cost_tables(cfg),
+        dense=dense_reference(cfg, model_name, test.num_classes), tables=cost_tables(cfg["energy"]),
         bytes_per_element=bpe, latency=bench_latency(cfg, model_name, variant), notes=notes,
         extra={"macs_fvcore": costs["macs_fvcore"], **(extra or {})})
 

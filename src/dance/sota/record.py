@@ -128,7 +128,7 @@ def build_record(*, method: str, model: str, operating_point: str | int,
     accesses      {weights_read, inputs_read, outputs_written} → [N] elements (or scalars)
     params        stored parameters: an int, or {network: count} (summed)
     dense         :func:`dense_reference` (top1, macs, accesses, params)
-    tables        cost tables, ``dance.measure.profile.cost_tables(cfg)``
+    tables        cost tables, ``dance.measure.profile.cost_tables(cfg["energy"])``
     overhead_macs [N] (or scalar) part of `macs` spent on deciding, not on the backbone
     latency       None (→ not measured) or {median_ms, dense_median_ms, speedup, threads,
                   bench} from an interleaved run; give {"reason": "..."} to say why not

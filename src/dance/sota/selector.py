@@ -268,7 +268,7 @@ def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
              "mild": static_costs(mild_net.cpu(), mild_net.clip_shape, bpe),
              "head": static_costs(head, (head.mean.numel(),), bpe)}
     dense = dense_reference(cfg, model_name, test.num_classes)
-    tables = cost_tables(cfg)
+    tables = cost_tables(cfg["energy"])
     out = []
     for name, p in route(cfg["sota"]["selector"]["thresholds"], conf, agg_ok).items():
         esc = p["escalate"]
