@@ -65,7 +65,8 @@ def test_selector_points_are_the_records_the_selector_writes(tmp_path):
     conf = np.array([0.2, 0.8, 0.5])
     routed = route(cfg["sota"]["selector"]["thresholds"], conf, np.array([1, 0, 1], bool))
     assert list(routed) == plan.selector_points(cfg)
-    assert plan.selector_points(cfg)[:3] == ["t0.3", "t0.75", "t1"]
+    assert plan.selector_points(cfg) == ["t0.3", "t0.75", "t1", "always_aggressive",
+                                         "always_mild", "oracle"]
     paths = Paths(cfg)
     assert plan.selector_records(cfg, "c3d") == [paths.sota_record("c3d", "selector", name)
                                                  for name in routed]
