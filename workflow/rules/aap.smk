@@ -15,7 +15,7 @@ ruleorder: evaluate_aap > evaluate
 ruleorder: bench_aap > bench
 
 
-rule latency_table:
+use rule _bench_job as latency_table with:
     input:
         manifest=PATHS.manifest,
     output:
@@ -23,11 +23,6 @@ rule latency_table:
         conditions=PATHS.latency_table("{model}").with_suffix(".json"),
     log:
         LOGS / "latency_table_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     params:
         fp=fp(
             "seed",
@@ -38,16 +33,10 @@ rule latency_table:
             "aap.channel_multiple",
             "aap.min_frames",
         ),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    shell:
-        dance(
-            "latency-table",
-            "--model {wildcards.model}",
-            "--set bench.threads={params.threads}",
-        )
+        step=cli("latency-table", "--model {wildcards.model}"),
 
 
-rule train_aap:
+use rule _train_job as train_aap with:
     input:
         backbone=aap_backbone,
         manifest=PATHS.manifest,
@@ -66,24 +55,17 @@ rule train_aap:
         history=PATHS.aap_history("{model}", "{variant}", "{point}"),
     log:
         LOGS / "train_aap_{model}_{variant}_{point}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity(lambda w: aap_stage(w.variant, w.point)),
-    shell:
-        dance(
+        step=cli(
             "train-aap",
             "--model {wildcards.model}",
             "--variant {wildcards.variant}",
             "--point {wildcards.point}",
-            "--set threads={threads}",
-        )
+        ),
 
 
-rule evaluate_aap:
+use rule _evaluate_job as evaluate_aap with:
     input:
         checkpoint=PATHS.aap_checkpoint("{model}", "{variant}", "{point}"),
         baseline_eval=PATHS.evaluation("{model}", "baseline"),
@@ -94,24 +76,17 @@ rule evaluate_aap:
         masks=PATHS.aap_masks("{model}", "{variant}", "{point}"),
     log:
         LOGS / "evaluate_aap_{model}_{variant}_{point}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     params:
         fp=fp("energy"),
-    shell:
-        dance(
+        step=cli(
             "evaluate-aap",
             "--model {wildcards.model}",
             "--variant {wildcards.variant}",
             "--point {wildcards.point}",
-            "--set threads={threads}",
-        )
+        ),
 
 
-rule bench_aap:
+use rule _bench_job as bench_aap with:
     input:
         manifest=PATHS.manifest,
         checkpoints=lambda w: [
@@ -126,23 +101,12 @@ rule bench_aap:
         detail=PATHS.aap_bench("{model}").with_suffix(".json"),
     log:
         LOGS / "bench_aap_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     params:
         fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    shell:
-        dance(
-            "bench-aap",
-            "--model {wildcards.model}",
-            "--set bench.threads={params.threads}",
-        )
+        step=cli("bench-aap", "--model {wildcards.model}"),
 
 
-rule dance_summary:
+use rule _report_job as dance_summary with:
     input:
         evaluations=[
             PATHS.aap_eval(m, v, k)
@@ -157,10 +121,5 @@ rule dance_summary:
         terms_md=PATHS.dance_difficulty_terms.with_suffix(".md"),
     log:
         LOGS / "dance_summary.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
-    shell:
-        dance("dance-summary")
+    params:
+        step=cli("dance-summary"),

@@ -2,7 +2,7 @@
 # (Its test-split evaluation is the generic `evaluate` rule with stage=ava.)
 
 
-rule train_ava:
+use rule _train_job as train_ava with:
     input:
         baseline=PATHS.checkpoint("{model}", "baseline"),
     output:
@@ -10,18 +10,12 @@ rule train_ava:
         history=PATHS.history("{model}", "ava"),
     log:
         LOGS / "train_ava_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity("ava"),
-    shell:
-        dance("train-ava", "--model {wildcards.model}", "--set threads={threads}")
+        step=cli("train-ava", "--model {wildcards.model}"),
 
 
-rule ava_stats:
+use rule _evaluate_job as ava_stats with:
     input:
         baseline=PATHS.checkpoint("{model}", "baseline"),
         ava=PATHS.checkpoint("{model}", "ava"),
@@ -33,10 +27,5 @@ rule ava_stats:
         summary=PATHS.ava_summary("{model}"),
     log:
         LOGS / "ava_stats_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
-    shell:
-        dance("ava-stats", "--model {wildcards.model}", "--set threads={threads}")
+    params:
+        step=cli("ava-stats", "--model {wildcards.model}"),

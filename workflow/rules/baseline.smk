@@ -1,7 +1,7 @@
 # Stage 1: dense baselines, trained from scratch and evaluated on the test split.
 
 
-rule train_baseline:
+use rule _train_job as train_baseline with:
     input:
         manifest=PATHS.manifest,
     output:
@@ -9,18 +9,12 @@ rule train_baseline:
         history=PATHS.history("{model}", "baseline"),
     log:
         LOGS / "train_baseline_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity("baseline"),
-    shell:
-        dance("train-baseline", "--model {wildcards.model}", "--set threads={threads}")
+        step=cli("train-baseline", "--model {wildcards.model}"),
 
 
-rule evaluate:
+use rule _evaluate_job as evaluate with:
     input:
         checkpoint=PATHS.checkpoint("{model}", "{stage}"),
     output:
@@ -29,15 +23,5 @@ rule evaluate:
         confusion=PATHS.metrics / "{model}" / "{stage}_confusion.csv",
     log:
         LOGS / "evaluate_{model}_{stage}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
-    shell:
-        dance(
-            "evaluate",
-            "--model {wildcards.model}",
-            "--stage {wildcards.stage}",
-            "--set threads={threads}",
-        )
+    params:
+        step=cli("evaluate", "--model {wildcards.model}", "--stage {wildcards.stage}"),

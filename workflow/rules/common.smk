@@ -4,6 +4,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 # The workflow imports the package from its own src/ (like its steps, below), so a dry run
 # works before `pip install -e .` and a second checkout never runs the installed copy.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -45,7 +47,7 @@ os.environ.update(DANCE_CONFIG=str(RESOLVED_CONFIG))
 PYTHONPATH = os.pathsep.join(
     [str(Path(workflow.basedir) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
-DANCE = f'PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance {{cmd}} --config "$DANCE_CONFIG"'
+PYTHON_DANCE = f"PYTHONPATH={shlex.quote(PYTHONPATH)} python -m dance"
 # The software of every step (snakemake --lint): the project's one environment, relative to
 # the rule files in workflow/rules/. Used with `--sdm conda`; ignored otherwise.
 CONDA_ENV = "../../environment.yml"
@@ -57,14 +59,38 @@ def fp(*sections):
     return dance_config.fingerprint(config, sections)
 
 
-def dance(cmd, *args):
+def step(cmd, *args):
+    """What follows `python -m dance` in a step's shell line: its command, config, arguments."""
+    return " ".join([cmd, '--config "$DANCE_CONFIG"', *args])
+
+
+def run_step(*parts):
     """Shell line of one step; its stderr (progress, messages) goes to the terminal and log."""
-    return " ".join([DANCE.format(cmd=cmd), *args, "2>&1 | tee {log:q}"])
+    return " ".join([PYTHON_DANCE, *parts, "2>&1 | tee {log:q}"])
+
+
+def dance(cmd, *args):
+    """Shell line of the step `python -m dance <cmd> <args>`."""
+    return run_step(step(cmd, *args))
 
 
 def job_threads(kind):
     """Threads of one kind of job = config `resources.<kind>.cpus` (0 = every core given)."""
     return config["resources"][kind]["cpus"] or workflow.cores
+
+
+def cli(cmd, *args):
+    """`params.step` of a step made from a job template (jobs.smk), each job's wildcards
+    filled in: a param's value is not formatted again in the shell command."""
+    text = step(cmd, *args)
+    return lambda wildcards: text.format(wildcards=wildcards)
+
+
+def template_only(wildcards):
+    """`params.step` of a job template itself, which is no job (its steps set their own)."""
+    raise WorkflowError(
+        "a job template (_<kind>_job in jobs.smk) runs nothing by itself"
+    )
 
 
 def one_of(names):

@@ -1,23 +1,17 @@
 # Stage 0: the data set (generated, or decoded from UCF101/HMDB51) and its sample figure.
 
 
-rule prepare_data:
+use rule _data_job as prepare_data with:
     output:
         manifest=PATHS.manifest,
     log:
         LOGS / "prepare_data.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("data")
-    resources:
-        **job_resources("data"),
     params:
         fp=fp("seed", "dataset"),
-    shell:
-        dance("prepare-data")
+        step=cli("prepare-data"),
 
 
-rule plot_samples:
+use rule _report_job as plot_samples with:
     input:
         manifest=PATHS.manifest,
         code="src/dance/report/figures/samples.py",
@@ -31,10 +25,5 @@ rule plot_samples:
         csv=PATHS.figure("dataset_samples", "csv"),
     log:
         LOGS / "plot_samples.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
-    shell:
-        dance("plot-samples")
+    params:
+        step=cli("plot-samples"),

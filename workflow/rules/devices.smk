@@ -10,7 +10,7 @@ for _device_resource in ("jetson", "phone"):
         workflow.register_resource(_device_resource, 1)
 
 
-rule export_onnx:
+use rule _evaluate_job as export_onnx with:
     input:
         manifest=PATHS.manifest,
         checkpoints=dance_plan.export_checkpoints(config),
@@ -19,18 +19,12 @@ rule export_onnx:
         check=PATHS.onnx_export_check,
     log:
         LOGS / "export_onnx.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     params:
         fp=fp("seed", "dataset", "model", "train", "ava", "aap", "bench", "devices"),
-    shell:
-        dance("export-onnx", "--set threads={threads}")
+        step=cli("export-onnx"),
 
 
-rule bench_onnx:
+use rule _bench_job as bench_onnx with:
     input:
         bundle=PATHS.device_bundle / "manifest.json",
     output:
@@ -38,16 +32,9 @@ rule bench_onnx:
         detail=PATHS.bench_onnx.with_suffix(".json"),
     log:
         LOGS / "bench_onnx.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     params:
         fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    shell:
-        dance("bench-onnx", "--set bench.threads={params.threads}")
+        step=cli("bench-onnx"),
 
 
 rule jetson_nano:
@@ -88,7 +75,7 @@ rule snapdragon:
         dance("device", "--device snapdragon")
 
 
-rule devices_summary:
+use rule _report_job as devices_summary with:
     input:
         host=PATHS.bench_onnx,
         check=PATHS.onnx_export_check,
@@ -100,10 +87,5 @@ rule devices_summary:
         md=PATHS.devices_summary.with_suffix(".md"),
     log:
         LOGS / "devices_summary.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
-    shell:
-        dance("devices-summary")
+    params:
+        step=cli("devices-summary"),

@@ -3,7 +3,7 @@
 # workflow runs beside them and disturbs the timings.
 
 
-rule profile:
+use rule _report_job as profile with:
     input:
         manifest=PATHS.manifest,
         checkpoints=expand(
@@ -14,18 +14,12 @@ rule profile:
         summary=PATHS.profile_summary,
     log:
         LOGS / "profile.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     params:
         fp=fp("models", "dataset", "model", "energy"),
-    shell:
-        dance("profile")
+        step=cli("profile"),
 
 
-rule bench:
+use rule _bench_job as bench with:
     input:
         manifest=PATHS.manifest,
         checkpoint=PATHS.checkpoint("{model}", "{stage}"),
@@ -34,19 +28,6 @@ rule bench:
         detail=PATHS.bench("{model}", "{stage}").with_suffix(".json"),
     log:
         LOGS / "bench_{model}_{stage}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     params:
         fp=fp("bench"),
-        # bench.threads = 0 means every core the job is given
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    shell:
-        dance(
-            "bench",
-            "--model {wildcards.model}",
-            "--stage {wildcards.stage}",
-            "--set bench.threads={params.threads}",
-        )
+        step=cli("bench", "--model {wildcards.model}", "--stage {wildcards.stage}"),

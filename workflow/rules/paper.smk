@@ -39,7 +39,7 @@ for _artifact in REPORT.ARTIFACTS.values():
             ARTIFACT_CMD
 
 
-rule claims:
+use rule _report_job as claims with:
     input:
         results=lambda w: [str(p) for p in REPORT.claims_inputs(config)]
         + [str(p) for p in REPORT.claims_optional(config) if produced_by_workflow(p)],
@@ -48,21 +48,15 @@ rule claims:
         report(str(PATHS.claims), caption="../report/claims.rst", category="Claims"),
     log:
         LOGS / "claims.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     params:
         fp=fp("claims"),
-    shell:
-        dance("claims")
+        step=cli("claims"),
 
 
 # Written after the results it describes (the claims and the tables, not the figures: a
 # re-drawn figure changes no number). The commit is a params trigger, so a new commit
 # re-records it; the date alone never re-runs anything.
-rule provenance:
+use rule _report_job as provenance with:
     input:
         results=[
             rules.claims.output,
@@ -77,13 +71,7 @@ rule provenance:
         ),
     log:
         LOGS / "provenance.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     params:
         fp=dance_config.fingerprint(config),
         commit=git_commit(),
-    shell:
-        dance("provenance")
+        step=cli("provenance"),

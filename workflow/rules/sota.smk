@@ -20,7 +20,7 @@ L1_NETS = [
 ]
 
 
-rule train_l1:
+use rule _train_job as train_l1 with:
     input:
         baseline=PATHS.checkpoint("{model}", "baseline"),
         manifest=PATHS.manifest,
@@ -29,23 +29,12 @@ rule train_l1:
         history=PATHS.history("{model}", dance_plan.l1_stage("{level}")),
     log:
         LOGS / "train_l1_{model}_{level}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity(lambda w: dance_plan.l1_stage(w.level)),
-    shell:
-        dance(
-            "train-l1",
-            "--model {wildcards.model}",
-            "--level {wildcards.level}",
-            "--set threads={threads}",
-        )
+        step=cli("train-l1", "--model {wildcards.model}", "--level {wildcards.level}"),
 
 
-rule train_selector:
+use rule _train_job as train_selector with:
     input:
         aggressive=PATHS.checkpoint("{model}", "l1_aggressive"),
     output:
@@ -53,18 +42,12 @@ rule train_selector:
         history=PATHS.sota_history("{model}", "selector"),
     log:
         LOGS / "train_selector_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity("selector"),
-    shell:
-        dance("train-selector", "--model {wildcards.model}", "--set threads={threads}")
+        step=cli("train-selector", "--model {wildcards.model}"),
 
 
-rule bench_sota:
+use rule _bench_job as bench_sota with:
     input:
         manifest=PATHS.manifest,
         nets=L1_NETS,
@@ -74,23 +57,12 @@ rule bench_sota:
         detail=PATHS.sota_bench("{model}").with_suffix(".json"),
     log:
         LOGS / "bench_sota_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("bench")
-    resources:
-        **job_resources("bench"),
     params:
         fp=fp("bench"),
-        threads=lambda wildcards, threads: config["bench"]["threads"] or threads,
-    shell:
-        dance(
-            "bench-sota",
-            "--model {wildcards.model}",
-            "--set bench.threads={params.threads}",
-        )
+        step=cli("bench-sota", "--model {wildcards.model}"),
 
 
-rule evaluate_sota_dense:
+use rule _evaluate_job as evaluate_sota_dense with:
     input:
         checkpoint=PATHS.checkpoint("{model}", "baseline"),
         evaluation=PATHS.evaluation("{model}", "baseline"),
@@ -99,22 +71,12 @@ rule evaluate_sota_dense:
         PATHS.sota_record("{model}", "dense", "dense"),
     log:
         LOGS / "evaluate_sota_dense_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     params:
         fp=fp("energy"),
-    shell:
-        dance(
-            "evaluate-sota-dense",
-            "--model {wildcards.model}",
-            "--set threads={threads}",
-        )
+        step=cli("evaluate-sota-dense", "--model {wildcards.model}"),
 
 
-rule evaluate_l1:
+use rule _evaluate_job as evaluate_l1 with:
     input:
         checkpoint=PATHS.checkpoint("{model}", dance_plan.l1_stage("{level}")),
         evaluation=PATHS.evaluation("{model}", "baseline"),
@@ -123,23 +85,14 @@ rule evaluate_l1:
         PATHS.sota_record("{model}", "l1", "{level}"),
     log:
         LOGS / "evaluate_l1_{model}_{level}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     params:
         fp=fp("energy"),
-    shell:
-        dance(
-            "evaluate-l1",
-            "--model {wildcards.model}",
-            "--level {wildcards.level}",
-            "--set threads={threads}",
-        )
+        step=cli(
+            "evaluate-l1", "--model {wildcards.model}", "--level {wildcards.level}"
+        ),
 
 
-rule evaluate_selector:
+use rule _evaluate_job as evaluate_selector with:
     input:
         nets=L1_NETS,
         selector=PATHS.sota_checkpoint("{model}", "selector"),
@@ -152,20 +105,12 @@ rule evaluate_selector:
         ),
     log:
         LOGS / "evaluate_selector_{model}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
     params:
         fp=fp("energy", "sota"),
-    shell:
-        dance(
-            "evaluate-selector", "--model {wildcards.model}", "--set threads={threads}"
-        )
+        step=cli("evaluate-selector", "--model {wildcards.model}"),
 
 
-rule comparison:
+use rule _report_job as comparison with:
     input:
         records=dance_plan.comparison_records(config),
         dance=rules.dance_summary.input.evaluations,
@@ -177,12 +122,6 @@ rule comparison:
         literature=PATHS.comparison_literature,
     log:
         LOGS / "comparison.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("report")
-    resources:
-        **job_resources("report"),
     params:
         fp=fp("energy", "sota"),
-    shell:
-        dance("comparison")
+        step=cli("comparison"),

@@ -10,7 +10,7 @@ wildcard_constraints:
     dmethod=one_of(dance_plan.DYNAMIC_RECORD),
 
 
-rule train_dynamic:
+use rule _train_job as train_dynamic with:
     input:
         baseline=PATHS.checkpoint("{model}", "baseline"),
         manifest=PATHS.manifest,
@@ -23,23 +23,17 @@ rule train_dynamic:
         ),
     log:
         LOGS / "train_dynamic_{model}_{dmethod}_{point}.log",
-    conda:
-        CONDA_ENV
-    threads: job_threads("train")
-    resources:
-        **job_resources("train"),
     params:
         identity=identity(lambda w: dance_plan.dynamic_stage(w.dmethod, w.point)),
-    shell:
-        dance(
+        step=cli(
             "train-dynamic",
             "--model {wildcards.model}",
             "--method {wildcards.dmethod}",
             "--point {wildcards.point}",
-            "--set threads={threads}",
-        )
+        ),
 
 
+# Written out, not `use rule _evaluate_job`: its command also sets bench.threads (jobs.smk).
 rule evaluate_dynamic:
     input:
         checkpoint=dynamic_checkpoint,
