@@ -32,11 +32,12 @@ COLUMNS = ["stage", "jobs", "job_minutes_sum", "longest_job_minutes", "longest_j
 
 
 def rule_stages(rules_dir: Path = REPO / "workflow" / "rules") -> dict[str, str]:
-    """Rule name → the stem of the .smk file defining it."""
+    """Rule name → the stem of the .smk file defining it (``rule name:``, or ``use rule
+    _template as name with:`` for a rule made from a job template)."""
     out = {}
     for path in sorted(rules_dir.glob("*.smk")):
         for line in path.read_text().splitlines():
-            m = re.match(r"^rule (\w+):", line)
+            m = re.match(r"^(?:rule|use rule \w+ as) (\w+)(?::| with:)", line)
             if m:
                 out[m.group(1)] = path.stem
     return out
