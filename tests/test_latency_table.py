@@ -200,6 +200,8 @@ def test_a_pinned_table_is_what_a_latency_controller_trains_against(tmp_path):
         host_latency_model(cfg, "c3d", names)
     _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.5)
     assert Paths(cfg).training_latency_table("c3d") == tmp_path / "pinned" / "c3d_table.csv"
+    odd = tiny_config(tmp_path, aap={"latency_table_file": "t/{name}_{model}.csv"})
+    assert Paths(odd).training_latency_table("r3d18").as_posix() == "t/{name}_r3d18.csv"
     assert float(host_latency_model(cfg, "c3d", names).dense_layer_ms[0]) == 1.0
     assert float(host_latency_model(here, "c3d", names).dense_layer_ms[0]) == 2.0
     before = aap_meta(cfg, "c3d", "dance", 0, 10)

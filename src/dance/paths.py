@@ -116,7 +116,9 @@ class Paths:
         """The table a latency-aware controller trains against: ``aap.latency_table_file``
         (``{model}`` replaced by the model's name) when set, else this run's measured one."""
         if self.pinned_latency_table:
-            return Path(self.pinned_latency_table.format(model=model))
+            # only {model} is a placeholder: any other brace is part of the path (a
+            # str.format would raise on it with a traceback instead of naming a file)
+            return Path(self.pinned_latency_table.replace("{model}", model))
         return self.latency_table(model)
 
     def aap_bench(self, model: str) -> Path:
