@@ -127,7 +127,8 @@ def test_single_conv_equals_masked_for_every_frame_subset(mode):
     torch.manual_seed(0)
     cases = [((3, 3, 3), (1, 1, 1), (1, 1, 1)), ((3, 3, 3), (2, 2, 2), (1, 1, 1)),
              ((1, 3, 3), (1, 1, 1), (0, 1, 1)), ((3, 3, 3), (2, 1, 1), (0, 1, 1)),
-             ((5, 3, 3), (2, 1, 1), (2, 1, 1))]
+             ((5, 3, 3), (2, 1, 1), (2, 1, 1)), ((5, 3, 3), (1, 1, 1), (2, 1, 1)),
+             ((3, 3, 3), (1, 1, 1), (0, 1, 1)), ((5, 3, 3), (1, 1, 1), (1, 1, 1))]
     for k, s, p in cases:
         conv = nn.Conv3d(4, 3, k, s, p, bias=True)
         plan = PrunedConv(conv, frame_exec=mode)
@@ -143,6 +144,33 @@ def test_single_conv_equals_masked_for_every_frame_subset(mode):
                     ref = conv(x * m.view(1, 1, t, 1, 1) * torch.tensor([1., 0, 1, 0]).view(1, 4, 1, 1, 1))
                     out, _ = plan(x, decision=(list(kept), ch, None))
                     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_a_run_of_kept_frames_is_convolved_in_place_and_keeps_channels_last(fed):
+    """One contiguous run of kept frames (stride 1): the conv reads exactly the run's
+    frames (a view of the input: nothing gathered or zeroed), the output keeps the input's
+    channels_last_3d format, and it equals the masked reference with a feature window too.
+    Before, the run went through a gathered copy with its zero neighbours, and the output
+    came back in the standard format."""
+    gen = torch.Generator().manual_seed(3)
+    for k, p in (((3, 3, 3), (1, 1, 1)), ((5, 3, 3), (1, 1, 1)), ((3, 1, 1), (0, 0, 0))):
+        conv = nn.Conv3d(6, 4, k, 1, p, bias=True)
+        plan = PrunedConv(conv)
+        x = torch.rand(1, 6, 8, 10, 10, generator=gen).contiguous(
+            memory_format=torch.channels_last_3d)
+        fe = _blob(10, 10, 2, 5, 3, 7, gen)
+        for kept in ([2, 3, 4, 5], [0, 1, 2], [5, 6, 7], [4]):
+            for features in (None, fe):
+                m = torch.zeros(8)
+                m[kept] = 1
+                ref = conv(x * m.view(1, 1, 8, 1, 1) * (1.0 if features is None else features))
+                fed.clear()
+                before = x.clone()
+                out, _ = plan(x, decision=(kept, None, features))
+                torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(x, before, atol=0, rtol=0)   # input untouched
+                assert [f[2] for f in fed] == [len(kept)], (k, kept, fed)
+                assert execute.is_channels_last(out), (k, kept)
 
 
 def _blob(h: int, w: int, r0: int, r1: int, c0: int, c1: int, gen) -> torch.Tensor:
@@ -297,10 +325,11 @@ def test_pruned_path_feeds_no_dropped_frame_or_channel_to_a_conv(fed):
             kept_f, kept_c = int(fr.sum()), int(ch.sum())
             got = next(calls)
             assert got[1] == kept_c, (name, got)
-            if mode == "taps" or kept_f == shape[1]:
+            idx = fr.nonzero().squeeze(1).tolist()
+            one_run = idx[-1] - idx[0] + 1 == kept_f     # read in place (stride-1 convs)
+            if mode == "taps" or kept_f == shape[1] or one_run:
                 assert got[2] == kept_f, (name, got, kept_f)
             else:
-                idx = fr.nonzero().squeeze(1).tolist()
                 gaps = [b - a - 1 for a, b in zip(idx, idx[1:], strict=False)]
                 limit = kept_f + sum(min(g, 2) for g in gaps) + 2
                 assert kept_f <= got[2] <= min(limit, shape[1]), (name, got, idx)
