@@ -147,7 +147,8 @@ def evaluate_net(net: AAPNet, test: ClipDataset, device: torch.device, energy_se
                  ) -> dict[str, Any]:
     """Every number of the module docstring for `net` on `test` (no files written), in
     batches of `batch_size` (``train.eval_batch_size``), with the config's `energy_section`
-    (cost tables, bytes per element); the pruned path is checked on `check_clips` clips (``aap.pruned_check_clips``).
+    (cost tables, bytes per element); the pruned path is checked on `check_clips` clips
+    (``aap.pruned_check_clips``).
 
     `correct_dense`: the unpruned backbone's count of correct test clips when already known
     (its evaluation JSON); otherwise the dense logits are computed here too (and the

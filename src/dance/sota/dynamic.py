@@ -62,11 +62,6 @@ def point_value(sota: dict, method: str, point: int) -> float:
     return value
 
 
-def lr_key(method: str) -> str:
-    """The key whose rate replaces AVA's when set (:func:`dance.identity.finetune_settings`)."""
-    return f"sota.{method}.lr"
-
-
 def wrap(sota: dict, seed: int, method: str, point: int, backbone: nn.Module) -> nn.Module:
     """The method's network around `backbone` (predictors/policy freshly initialised from
     `seed`, settings from the `sota` section)."""
@@ -117,7 +112,7 @@ def train(cfg: dict, model_name: str, method: str, point: int) -> Path:
         fs = sota["frame_skip"]
         loss_fn = frame_skip_loss_fn(fs["budget"], point_value(sota, method, point),
                                      fs["penalty"], smoothing)
-    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, lr_key(method)))
+    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, f"sota.{method}.lr"))
     return train_stage(cfg, model_name, dynamic_stage(method, point), sched,
                        init=init, loss_fn=loss_fn)
 

@@ -36,8 +36,6 @@ from dance.nn.probe import example_input
 from dance.paths import Paths
 from dance.plan import L1_LEVELS, l1_stage
 
-LR_KEY = "sota.l1.lr"     # replaces AVA's peak rate when set (dance.identity.finetune_settings)
-
 
 def check_level(level: str) -> None:
     if level not in L1_LEVELS:
@@ -116,7 +114,7 @@ def train_l1(cfg: dict, model_name: str, level: str) -> Path:
     from dance.train.ava import finetune_schedule
     from dance.train.stage import train_stage
 
-    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, LR_KEY))
+    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, "sota.l1.lr"))
     return train_stage(cfg, model_name, stage_name(level), sched, init=lambda n: structure(
         cfg["sota"]["l1"], level, load_trained(cfg, model_name, "baseline", n)))
 

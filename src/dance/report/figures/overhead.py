@@ -26,7 +26,8 @@ PARTS = [("dense", "3D CNN, dense\n(MACs)"), ("dance", "3D CNN, DANCE\n(MACs, me
 
 def build_f4(cfg: dict, artifact: Artifact) -> list[Path]:
     paths, plots = Paths(cfg), cfg["plots"]
-    _, picks = data.reported_points(paths.dance_summary, cfg["models"], cfg["claims"]["accuracy_tolerance"])
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     rows = []
     for model in cfg["models"]:
         if model not in picks:

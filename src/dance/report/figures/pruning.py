@@ -181,7 +181,8 @@ def build_f7(cfg: dict, artifact: Artifact) -> list[Path]:
     """Per model: share of frames, channels and features pruned at each layer (bars) and
     the share of that layer's MACs saved (markers), test-split means."""
     paths, plots = Paths(cfg), cfg["plots"]
-    _, picks = data.reported_points(paths.dance_summary, cfg["models"], cfg["claims"]["accuracy_tolerance"])
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     models = [m for m in cfg["models"] if m in picks]
     if not models:
         raise DanceError(f"{paths.dance_summary} has no DANCE operating point")

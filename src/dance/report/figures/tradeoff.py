@@ -111,7 +111,8 @@ def clip_macs(paths: Paths, model: str, point: int) -> pd.DataFrame:
 
 def build_f8(cfg: dict, artifact: Artifact) -> list[Path]:
     paths, plots = Paths(cfg), cfg["plots"]
-    _, picks = data.reported_points(paths.dance_summary, cfg["models"], cfg["claims"]["accuracy_tolerance"])
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     models = [m for m in cfg["models"] if m in picks]
     if not models:
         raise DanceError(f"{paths.dance_summary} has no DANCE operating point")
