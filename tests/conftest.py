@@ -79,6 +79,24 @@ TRAINING_FIXTURES = frozenset({"tiny_baselines", "tiny_baseline", "trained_point
                                "smoke_run", "second_smoke_run"})
 
 
+def stage_schedule(monkeypatch, module, train, *args):
+    """The schedule `train(*args)` (a function of `module`) hands to the training loop of
+    :func:`dance.train.stage.train_stage`, which is not run: what a stage really trains with."""
+    from dance.train import stage
+
+    handed = []
+
+    def capture(cfg, model_name, stage_name, sched, **kw):
+        handed.append(sched)
+
+    monkeypatch.setattr(stage, "train_stage", capture)
+    if hasattr(module, "train_stage"):          # imported by name: patched there too
+        monkeypatch.setattr(module, "train_stage", capture)
+    train(*args)
+    (sched,) = handed
+    return sched
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -584,6 +584,7 @@ def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(trained_point
     from dance.aap.summary import bench_table, summary_rows
     from dance.io import write_csv
     from dance.paths import Paths
+    from dance.plan import aap_pairs
 
     cfg = {**trained_point, "aap": {**trained_point["aap"], "ablations": ["no_ava"],
                                     "ablation_points": [1]}}
@@ -598,7 +599,8 @@ def test_summary_bounds_the_speedup_by_the_time_no_pruning_removes(trained_point
               "speedup_status": "ok", "threads": 1}]           # benched, never evaluated
     write_csv(paths.aap_bench("c3d"), bench)
     try:
-        row = next(r for r in summary_rows(cfg, ["c3d"])
+        row = next(r for r in summary_rows(paths, ["c3d"], aap_pairs(cfg), cfg["energy"],
+                                           cfg["bench"]["clips"])
                    if (r["variant"], r["operating_point"]) == ("no_ava", 1))
         assert row["speedup_floor"] == pytest.approx(2.0)
         assert row["macs_ratio_bench_clips"] < 1.0
@@ -718,7 +720,8 @@ def test_controller_leaves_small_layers_and_short_inputs_alone(tmp_path):
     model = build_model("r3d18", 10, width=0.25, frames=8, size=64)
     macs = network_macs(model, model.clip_shape)
     for variant, dims in (("dance", (1, 1, 1)), ("frames", (1, 0, 0)), ("features", (0, 0, 1))):
-        mask = Controller(**controller_spec(cfg, model, variant, macs)).mask.bool().tolist()
+        spec = controller_spec(cfg["aap"], model, variant, macs)
+        mask = Controller(**spec).mask.bool().tolist()
         for shape, layer_macs, row in zip(macs["in_shapes"], macs["layer_macs"], mask,
                                           strict=True):
             big = layer_macs / macs["total"] >= cfg["aap"]["min_layer_share"]

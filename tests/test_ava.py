@@ -29,7 +29,7 @@ from dance.paths import Paths
 from dance.train import loop
 from dance.train.ava import train_ava
 
-from conftest import copy_trained, tiny_config
+from conftest import copy_trained, stage_schedule, tiny_config
 
 # --- Lemma 1 -------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ def test_ava_loss_is_ce_minus_lambda_sigma2_and_logs_terms():
     assert not any(m._forward_hooks for m in model.modules())
 
 
-def test_a_per_model_override_changes_only_that_models_baseline():
+def test_a_per_model_override_changes_only_that_models_baseline(monkeypatch):
     a = config_mod.validate({})
     b = config_mod.validate({"train": {"per_model": {"r3d18": {"lr": 1e-4}}}})
     assert stage_identity(a, "c3d", "baseline") == stage_identity(b, "c3d", "baseline")
@@ -174,10 +174,13 @@ def test_a_per_model_override_changes_only_that_models_baseline():
     assert train_section(b, "c3d")["lr"] == a["train"]["lr"]
     assert "per_model" not in train_section(b, "r3d18")
     # and the baseline really trains with it
-    from dance.train.baseline import baseline_schedule
+    from dance.train import baseline
 
-    assert baseline_schedule(b, "r3d18").lr == 1e-4
-    assert baseline_schedule(b, "c3d").lr == a["train"]["lr"]
+    def lr(cfg, model):
+        return stage_schedule(monkeypatch, baseline, baseline.train_baseline, cfg, model).lr
+
+    assert lr(b, "r3d18") == 1e-4
+    assert lr(b, "c3d") == a["train"]["lr"]
 
 # --- training end to end ----------------------------------------------------------------------
 

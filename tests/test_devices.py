@@ -780,9 +780,9 @@ def test_hand_placed_and_driven_jetson_logs_are_ingested(tmp_path, runner_log, m
     cfg = tiny_config(tmp_path / "ssh", devices={"jetson_nano": {"ssh": "nano@host"}})
     calls = []
 
-    def fake_drive(c):
-        calls.append(c["devices"]["jetson_nano"]["ssh"])
-        out = Paths(c).device_logs("jetson_nano") / "run-x.jsonl"
+    def fake_drive(devices, paths):
+        calls.append(devices["jetson_nano"]["ssh"])
+        out = paths.device_logs("jetson_nano") / "run-x.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(runner_log[1].read_text())
         return out
@@ -798,7 +798,7 @@ def test_jetson_commands_copy_the_bundle_run_the_runner_and_fetch_the_log(tmp_pa
     bundle, _ = runner_log
     cfg = tiny_config(tmp_path, devices={"jetson_nano": {"ssh": "nano@10.0.0.2",
                                                          "remote_dir": "/home/nano/d"}})
-    cmds = drivers.jetson_commands(cfg, bundle, "run-1.jsonl")
+    cmds = drivers.jetson_commands(cfg["devices"], bundle, "run-1.jsonl")
     assert cmds["copy"][0] == "scp" and cmds["copy"][-1] == "nano@10.0.0.2:/home/nano/d/"
     copied = {Path(a).name for a in cmds["copy"][1:-1] if not a.startswith("-")}
     assert {"manifest.json", "clips.npy", "reference.npz", "device_runner.py",
@@ -812,7 +812,7 @@ def test_jetson_commands_copy_the_bundle_run_the_runner_and_fetch_the_log(tmp_pa
 
 def test_phone_script_samples_battery_and_runs_every_model(tmp_path):
     cfg = tiny_config(tmp_path)
-    script = drivers.phone_script(cfg, ["c3d_dense", "c3d_dance_0"])
+    script = drivers.phone_script(cfg["devices"], ["c3d_dense", "c3d_dance_0"])
     assert "/sys/class/power_supply/battery" in script and "current_now" in script
     assert script.count("./benchmark -e cpu -m times -r 100 -x 0") == 2
     assert "perf_c3d_dance_0.txt" in script and "kill $SAMPLER" in script

@@ -125,7 +125,8 @@ def test_the_table_is_measured_on_the_bench_network_with_its_conditions(tmp_path
 
 
 def test_soft_latency_ratio_reaches_the_thresholds_and_a_missing_table_is_named(tmp_path):
-    from dance.train.aap import latency_model
+    from dance.aap.latency_table import latency_model
+    from dance.paths import Paths
 
     model, _ = _linear_model(layers=2)
     backbone = build_model("c3d", 10, width=0.125, frames=8, size=32)
@@ -143,18 +144,19 @@ def test_soft_latency_ratio_reaches_the_thresholds_and_a_missing_table_is_named(
     assert ratio.shape == (2,) and bool(torch.isfinite(ratio).all())
     ratio.mean().backward()
     assert float(tau.grad.abs().sum()) > 0            # the budget can move the thresholds
-    cfg = tiny_config(tmp_path, aap={"cost": "latency"})
+    paths = Paths(tiny_config(tmp_path))
     with pytest.raises(ConfigError, match=r"aap\.cost.*python -m dance latency-table --model c3d"):
-        latency_model(cfg, "c3d", net)
-    assert latency_model(tiny_config(tmp_path), "c3d", net) is None
+        latency_model("latency", paths, "c3d", net.names)
+    assert latency_model("macs", paths, "c3d", net.names) is None
 
 
 def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
     """A layer whose fastest grid point saves less than its decision overhead gets no
     decisions (the first pruned entry would cost the whole overhead, a step soft masks
     cannot weigh); a missing table is named with the command that writes it."""
-    from dance.aap.factory import controller_spec
+    from dance.aap.factory import build_net
     from dance.aap.latency_table import host_latency_model, layers_that_pay
+    from dance.paths import Paths
 
     model, _ = _linear_model(layers=2)        # layer 0 saves 4.65 ms at best, layer 1 4.10
     model.decide_ms.copy_(torch.tensor([4.0, 4.2], dtype=torch.float64))
@@ -163,9 +165,9 @@ def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
     backbone = build_model("c3d", 10, width=0.125, frames=8, size=32)
     net = AAPNet(backbone, None, input_shape=(3, 8, 32, 32))
     with pytest.raises(ConfigError, match=r"aap\.cost.*python -m dance latency-table --model c3d"):
-        host_latency_model(cfg, "c3d", net.names)
+        host_latency_model(Paths(cfg), "c3d", net.names)
     with pytest.raises(ConfigError, match=r"latency-table --model c3d"):
-        controller_spec(cfg, backbone, "dance", net.macs)
+        build_net(cfg, "c3d", "dance", 10, backbone=backbone)
 
 
 def _write_table(path, layers: list[str], ms: float) -> None:
@@ -197,13 +199,13 @@ def test_a_pinned_table_is_what_a_latency_controller_trains_against(tmp_path):
     here = tiny_config(tmp_path, aap={"cost": "latency"})
     _write_table(Paths(here).latency_table("c3d"), names, 1.0)        # this run's table
     with pytest.raises(ConfigError, match=r"aap\.latency_table_file.*pinned/c3d_table\.csv"):
-        host_latency_model(cfg, "c3d", names)
+        host_latency_model(Paths(cfg), "c3d", names)
     _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.5)
     assert Paths(cfg).training_latency_table("c3d") == tmp_path / "pinned" / "c3d_table.csv"
     odd = tiny_config(tmp_path, aap={"latency_table_file": "t/{name}_{model}.csv"})
     assert Paths(odd).training_latency_table("r3d18").as_posix() == "t/{name}_r3d18.csv"
-    assert float(host_latency_model(cfg, "c3d", names).dense_layer_ms[0]) == 1.0
-    assert float(host_latency_model(here, "c3d", names).dense_layer_ms[0]) == 2.0
+    assert float(host_latency_model(Paths(cfg), "c3d", names).dense_layer_ms[0]) == 1.0
+    assert float(host_latency_model(Paths(here), "c3d", names).dense_layer_ms[0]) == 2.0
     before = aap_meta(cfg, "c3d", "dance", 0, 10)
     assert before["latency_table"] != aap_meta(here, "c3d", "dance", 0, 10)["latency_table"]
     _write_table(tmp_path / "pinned" / "c3d_table.csv", names, 0.25)    # re-measured

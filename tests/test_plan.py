@@ -82,7 +82,7 @@ def test_every_planned_dynamic_point_is_a_stage_the_steps_train(tmp_path):
                                                                            "frame_skip")]
     for record, method, k in planned:
         assert plan.DYNAMIC_METHOD[record] == method
-        point_value(cfg, method, k)                                  # the step accepts it
+        point_value(cfg["sota"], method, k)                          # the step accepts it
         stage_identity(cfg, "c3d", plan.dynamic_stage(method, k))    # a stage it trains
 
 

@@ -64,6 +64,11 @@ def _by_id(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return {(r["claim_id"], r["model"]): r for r in rows}
 
 
+def _claims(cfg: dict) -> list[dict]:
+    """The rows `python -m dance claims` writes for `cfg`'s results."""
+    return claims.claims_rows(cfg["claims"], cfg["models"], Paths(cfg))
+
+
 # --- operating-point rule -----------------------------------------------------------------
 
 def test_select_point_takes_fewest_macs_within_tolerance_else_most_accurate():
@@ -99,11 +104,11 @@ def test_accuracy_verdicts_are_taken_on_integer_counts(tmp_path):
     assert pick["operating_point"] == 0 and pick["within_tolerance"]
     assert pick["accuracy_delta_points"] == -1.0
     cfg = _results(tmp_path, [on_the_edge, one_more], {"c3d": (0.02, 0.04)})
-    got = _by_id(claims.claims_rows(cfg))["accuracy_impact", "c3d"]
+    got = _by_id(_claims(cfg))["accuracy_impact", "c3d"]
     assert got["verdict"] == "reproduced" and got["measured_value"] == -1.0
     assert "−8 correct clips of 800 (−1.00 pt)" in got["note"]
     cfg = _results(tmp_path / "b", [one_more], {"c3d": (0.02, 0.04)})
-    got = _by_id(claims.claims_rows(cfg))["accuracy_impact", "c3d"]
+    got = _by_id(_claims(cfg))["accuracy_impact", "c3d"]
     assert got["verdict"] == "not reproduced" and got["measured_value"] == -1.125
 
 
@@ -114,7 +119,7 @@ def test_claims_verdicts_follow_the_documented_rules(tmp_path):
                      amdahl=2.75),
         _summary_row("r3d18", "dance", 0, 0.60, -0.050, 0.95, memory=0.97, speedup=1.02),
     ], {"c3d": (0.02, 0.04), "r3d18": (0.02, 0.0202)})
-    rows = claims.claims_rows(cfg)
+    rows = _claims(cfg)
     got = _by_id(rows)
     assert {r["verdict"] for r in rows} <= set(claims.VERDICTS)
     # accuracy: -0.4 pt is within 1 pt; -5 pt is not (and is the only point, so reported)
@@ -159,7 +164,7 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
          "dense_energy": 2.0, "efficiency_vs_dense": 2.0,
          "best_other_method": "fbs", "best_other_point": "k0.5", "best_other_energy": 1.2,
          "efficiency_ratio": 1.2, "nearest_compared": "", "note": ""}])  # < 1.47 × 0.9
-    got = _by_id(claims.claims_rows(cfg))
+    got = _by_id(_claims(cfg))
     assert got["speedup_jetson_nano", "c3d"]["verdict"] == "reproduced"
     assert got["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.30)
     # the bundle exports dance@K: the reported point's row is the one read (it was never
@@ -169,7 +174,7 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
         device_row("jetson_nano", "c3d", "dance@0", "measured", speedup_vs_dense=1.25),
         device_row("snapdragon_8gen1", "c3d", "dance@0", "measured, wrong results")],
         DEVICE_COLUMNS)
-    again = _by_id(claims.claims_rows(cfg))
+    again = _by_id(_claims(cfg))
     assert again["speedup_jetson_nano", "c3d"]["measured_value"] == pytest.approx(1.25)
     wrong = again["speedup_snapdragon", "c3d"]
     assert wrong["measured_value"] is None and "wrong results" in wrong["note"]
@@ -182,7 +187,7 @@ def test_device_and_efficiency_claims_read_the_contract_files(tmp_path):
     assert eff["device"] == "energy model eyeriss65"
     # a tolerance of 20% turns the same measurement into a reproduction
     cfg["claims"]["efficiency_tolerance"] = 0.2
-    assert _by_id(claims.claims_rows(cfg))["energy_efficiency_vs_sota", "c3d"]["verdict"] \
+    assert _by_id(_claims(cfg))["energy_efficiency_vs_sota", "c3d"]["verdict"] \
         == "reproduced"
 
 
@@ -209,7 +214,7 @@ def test_a_contract_file_missing_a_column_is_named(tmp_path):
                    {"c3d": (1, 2)})
     write_csv(Paths(cfg).devices_summary, [{"device": "jetson_nano", "model": "c3d"}])
     with pytest.raises(DanceError, match=r"devices\.csv lacks the column\(s\) method"):
-        claims.claims_rows(cfg)
+        _claims(cfg)
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -220,7 +225,7 @@ def test_table_writer_keeps_raw_csv_and_formats_markdown_and_latex(tmp_path):
                           {"name": "c", "ratio": np.nan, "hidden": 8}])
     cols = [Column("name", "Name"), Column("ratio", "Ratio (%)", lambda v: f"{100 * v:.1f}"),
             Column("hidden", "", display=False)]
-    csv_path, md, tex = write_table(cfg, "tx", "TX. A & B", frame, cols, note="50% model")
+    csv_path, md, tex = write_table(Paths(cfg), "tx", "TX. A & B", frame, cols, note="50% model")
     assert csv_path.read_text().splitlines() == ["name,ratio,hidden", "a_b,0.12345,7", "c,,8"]
     assert "| a_b | 12.3 |" in md.read_text() and "| c | — |" in md.read_text()
     assert "hidden" not in md.read_text()
@@ -514,11 +519,11 @@ def test_f6_shows_each_dance_variant_once_with_its_own_style(tmp_path):
     cfg = config_mod.load(REPO / "workflow/config/default.yaml",
                           {"results_dir": str(REPO / "results"),
                            "figures_dir": str(tmp_path / "figures")})
-    frame = tradeoff_rows(cfg)
+    frame = tradeoff_rows(Paths(cfg), cfg["models"], cfg["claims"]["accuracy_tolerance"])
     methods = list(dict.fromkeys(frame["method"]))
     assert not [m for m in methods if m.lower().startswith("dance-")]
     assert frame.groupby(["model", "method", "operating_point"]).size().max() == 1
-    colours, marks = style.color_map(cfg, methods), style.marker_map(methods)
+    colours, marks = style.color_map(cfg["plots"], methods), style.marker_map(methods)
     assert len({(colours[m], marks[m]) for m in methods}) == len(methods)
 
 
@@ -534,7 +539,7 @@ def test_no_dance_point_at_matched_accuracy_is_not_reproduced_not_unmeasured(tmp
          "efficiency_ratio": "", "nearest_compared": "",
          "note": "no DANCE operating point within 1 point(s) of "
                  "dense top-1 (0.7913): claim not reproduced"}])
-    eff = _by_id(claims.claims_rows(cfg))["energy_efficiency_vs_sota", "c3d"]
+    eff = _by_id(_claims(cfg))["energy_efficiency_vs_sota", "c3d"]
     assert eff["verdict"] == "not reproduced" and eff["measured_value"] is None
     assert eff["source"] == "model" and "no DANCE operating point" in eff["note"]
 
@@ -561,7 +566,7 @@ def test_a_sota_claim_measured_only_against_dense_is_not_comparable(tmp_path):
     cfg = _results(tmp_path, [_summary_row("r3d18", "dance", 3, 0.75, -0.5, 0.6)],
                    {"r3d18": (0.02, 0.04)})
     write_csv(Paths(cfg).comparison_matched, [matched], data.MATCHED_COLUMNS)
-    got = _by_id(claims.claims_rows(cfg))
+    got = _by_id(_claims(cfg))
     sota = got["energy_efficiency_vs_sota", "r3d18"]
     assert sota["verdict"] == "not comparable" and sota["measured_value"] is None
     assert "nearest: fbs@k0.5 (top-1 0.7310)" in sota["note"]
@@ -602,17 +607,22 @@ def test_t4_states_each_sides_training_budget(tmp_path):
     cfg = tiny_config(tmp_path, dataset={"synthetic": {"train_clips": 2000}},
                       ava={"epochs": 1}, aap={"epochs": 10, "train_clips": 1000},
                       sota={"epochs": 5})
-    assert training_budget(cfg, "c3d", "dance", "interp(3,2)") == (
-        "AVA 1 epoch = 2,000 clip passes + controller 10 × 1,000 clip passes (backbone frozen)")
-    assert training_budget(cfg, "c3d", "l1", "mild") == "5 epochs = 10,000 clip passes"
-    assert training_budget(cfg, "c3d", None) is None
     paths = Paths(cfg)
+
+    def budget(*row):
+        return training_budget(paths, *row, dataset=cfg["dataset"], ava=cfg["ava"],
+                               aap=cfg["aap"], sota=cfg["sota"])
+
+    assert budget("c3d", "dance", "interp(3,2)") == (
+        "AVA 1 epoch = 2,000 clip passes + controller 10 × 1,000 clip passes (backbone frozen)")
+    assert budget("c3d", "l1", "mild") == "5 epochs = 10,000 clip passes"
+    assert budget("c3d", None) is None
     write_csv(paths.history("c3d", "gating@0"), [{"epoch": 1, "val_top1": 0.5}])
-    assert training_budget(cfg, "c3d", "fbs", "0") == (
+    assert budget("c3d", "fbs", "0") == (
         "1 epoch = 2,000 clip passes (with its decisions)")
     write_csv(paths.aap_history("c3d", "dance", 2), [{"epoch": e} for e in range(1, 4)])
-    assert "controller 3 × 1,000" in training_budget(cfg, "c3d", "dance", "2")
-    assert training_budget(cfg, "c3d", "selector", "t0.9").startswith("both L1 nets 5 epochs")
+    assert "controller 3 × 1,000" in budget("c3d", "dance", "2")
+    assert budget("c3d", "selector", "t0.9").startswith("both L1 nets 5 epochs")
 
 
 def test_t4_reads_both_sides_measured_speedup(tmp_path):
@@ -631,5 +641,5 @@ def test_t4_reads_both_sides_measured_speedup(tmp_path):
         {**{c: "" for c in data.MATCHED_COLUMNS}, "model": "c3d", "preset": "eyeriss65",
          "dance_point": "5", "best_other_method": "l1", "best_other_point": "mild"}],
         data.MATCHED_COLUMNS)
-    (row,) = sota.rows(cfg).to_dict("records")
+    (row,) = sota.rows(paths, lambda *side: None).to_dict("records")     # budget: not here
     assert row["dance_speedup"] == 0.92 and row["other_speedup"] == 1.19

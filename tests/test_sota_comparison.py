@@ -13,6 +13,7 @@ from dance.errors import DanceError
 from dance.io import write_json
 from dance.measure.profile import cost_tables
 from dance.paths import Paths
+from dance.plan import aap_pairs
 from dance.sota.comparison import COLUMNS, comparison_rows, write_comparison
 from dance.sota.record import write_record
 
@@ -55,7 +56,7 @@ def _setup(tmp_path, interpolate):
 
 def test_rows_follow_the_contract(tmp_path):
     cfg = _setup(tmp_path, interpolate=False)
-    rows = {(r["method"], r["operating_point"]): r for r in comparison_rows(cfg)}
+    rows = {(r["method"], r["operating_point"]): r for r in _rows(cfg)}
     d = rows[("dance", "0")]
     assert d["macs_mean"] == 600.0 and d["overhead_macs"] == 200.0 and d["macs_p95"] == 700.0
     assert d["energy_eyeriss65"] == pytest.approx(8000 + 5 * 200)
@@ -72,6 +73,11 @@ def test_rows_follow_the_contract(tmp_path):
     with open(Paths(cfg).comparison_literature, newline="") as fh:
         lit = list(csv.DictReader(fh))
     assert lit and {r["source_value"] for r in lit} == {"paper"}
+
+
+def _rows(cfg):
+    """comparison.csv's rows of `cfg`'s records, as write_comparison computes them."""
+    return comparison_rows(Paths(cfg), cfg["models"], aap_pairs(cfg), cfg["energy"])
 
 
 def _matched(cfg):
@@ -116,4 +122,4 @@ def test_missing_dense_record_is_an_error(tmp_path):
     cfg = _setup(tmp_path, interpolate=False)
     Paths(cfg).sota_record("c3d", "dense", "dense").unlink()
     with pytest.raises(DanceError, match="no dense record"):
-        comparison_rows(cfg)
+        _rows(cfg)

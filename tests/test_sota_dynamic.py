@@ -15,7 +15,7 @@ from dance.sota import gating as gating_mod
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, run_on_kept
 from dance.sota.gating import GatedNet, channel_successors, clip_costs
 
-from conftest import tiny_config
+from conftest import stage_schedule, tiny_config
 
 
 def _model(name: str, seed: int = 0) -> nn.Module:
@@ -312,19 +312,26 @@ def test_lr_scale_gives_new_parameters_their_own_rate():
     assert groups[2]["params"][0] is model[1].weight and groups[3]["weight_decay"] == 0.0
 
 
-def test_sota_epochs_sets_every_compared_methods_budget_and_identity_only():
+def test_sota_epochs_sets_every_compared_methods_budget_and_identity_only(monkeypatch):
     """Issue 23.2: the compared methods' fine-tuning budget is a key of its own (AVA's epochs
     when unset); it re-plans the compared methods, never AVA."""
     from dance import config as config_mod
     from dance.identity import stage_identity
     from dance.sota import dynamic, l1
 
+    def epochs(cfg, method):
+        if method == "l1":
+            return stage_schedule(monkeypatch, l1, l1.train_l1, cfg, "c3d", "mild").epochs
+        return stage_schedule(monkeypatch, dynamic, dynamic.train, cfg, "c3d", method, 0).epochs
+
     base = config_mod.validate({"ava": {"epochs": 2}})
-    longer = config_mod.validate({"ava": {"epochs": 2}, "sota": {"epochs": 5}})
-    assert dynamic.schedule(base, "gating").epochs == l1.schedule(base).epochs == 2
-    for method in ("gating", "frame_skip"):
-        assert dynamic.schedule(longer, method).epochs == 5
-    assert l1.schedule(longer).epochs == 5
+    longer = config_mod.validate({"ava": {"epochs": 2},
+                                  "sota": {"epochs": 5, "gating": {"lr": 0.01}}})
+    assert epochs(base, "gating") == epochs(base, "l1") == 2
+    for method in ("gating", "frame_skip", "l1"):
+        assert epochs(longer, method) == 5
+    sched = stage_schedule(monkeypatch, dynamic, dynamic.train, longer, "c3d", "gating", 0)
+    assert (sched.lr, sched.lr_key) == (0.01, "sota.gating.lr")      # the method's own rate
     for stage in ("l1_mild", "l1_aggressive", "gating@0", "frame_skip@2"):
         assert stage_identity(base, "c3d", stage) != stage_identity(longer, "c3d", stage)
     assert stage_identity(base, "c3d", "ava") == stage_identity(longer, "c3d", "ava")

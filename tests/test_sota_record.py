@@ -84,11 +84,11 @@ def test_bench_latency_names_its_source_relative_to_results_dir(tiny):
 
     path = Paths(tiny).sota_bench("c3d")
     assert path.is_absolute()
-    assert bench_latency(tiny, "c3d", "l1_mild") == {
+    assert bench_latency(Paths(tiny), "c3d", "l1_mild") == {
         "reason": "not benched (metrics/c3d/bench_sota.csv missing)"}
     path.parent.mkdir(parents=True)
     path.write_text("variant,median_ms,speedup_vs_dense,speedup_status,threads\n"
                     "dense,8.0,1.0,measured,2\nl1_mild,5.0,1.6,measured,2\n")
-    got = bench_latency(tiny, "c3d", "l1_mild")
+    got = bench_latency(Paths(tiny), "c3d", "l1_mild")
     assert got == {"median_ms": 5.0, "dense_median_ms": 8.0, "speedup": 1.6, "threads": 2,
                    "bench": "metrics/c3d/bench_sota.csv"}

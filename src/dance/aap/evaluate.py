@@ -142,18 +142,21 @@ def pruning_ops(net: AAPNet, tau: Tensor, masks) -> np.ndarray:
     return ops
 
 
-def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device,
-                 correct_dense: int | None = None) -> dict[str, Any]:
-    """Every number of the module docstring for `net` on `test` (no files written).
+def evaluate_net(net: AAPNet, test: ClipDataset, device: torch.device, energy_section: dict,
+                 batch_size: int, check_clips: int, correct_dense: int | None = None,
+                 ) -> dict[str, Any]:
+    """Every number of the module docstring for `net` on `test` (no files written), in
+    batches of `batch_size` (``train.eval_batch_size``), with the config's `energy_section`
+    (cost tables, bytes per element); the pruned path is checked on `check_clips` clips
+    (``aap.pruned_check_clips``).
 
     `correct_dense`: the unpruned backbone's count of correct test clips when already known
     (its evaluation JSON); otherwise the dense logits are computed here too (and the
     agreement reported). Top-1 and its delta come from integer counts
     (:mod:`dance.measure.accuracy`).
     """
-    bpe = cfg["energy"]["bytes_per_element"]
-    data = collect(net, test, cfg["train"]["eval_batch_size"], device,
-                   dense=correct_dense is None)
+    bpe = energy_section["bytes_per_element"]
+    data = collect(net, test, batch_size, device, dense=correct_dense is None)
     labels = test.labels
     pred = data["logits"].argmax(1)
     dense_pred = data["dense"].argmax(1) if data["dense"] is not None else None
@@ -165,7 +168,7 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
     macs_ratio = costs["macs"] / dense_macs
     acc_total = sum(costs["accesses"][k] for k in memory.FIELDS)
     dense_acc_total = sum(dense_acc.values())
-    tables = cost_tables(cfg["energy"])
+    tables = cost_tables(energy_section)
     clip_acc = {k: [int(v) for v in costs["accesses"][k]] for k in memory.FIELDS}
     energy_out = {name: energy.per_clip_summary(costs["macs"], clip_acc, dense_macs, dense_acc,
                                                 table) for name, table in tables.items()}
@@ -185,8 +188,7 @@ def evaluate_net(cfg: dict, net: AAPNet, test: ClipDataset, device: torch.device
     active = [r for r in per_layer if r["pruned"]]
     kept = {d: (float(np.mean([r[f"{d}_kept"] for r in active])) if active else 1.0)
             for d in ("frames", "channels", "features")}
-    pruned_diff = _pruned_check(net, test, cfg["aap"]["pruned_check_clips"], data["logits"],
-                                device)
+    pruned_diff = _pruned_check(net, test, check_clips, data["logits"], device)
     correct = int((pred == labels).sum())
     if dense_pred is not None:
         correct_dense = int((dense_pred == labels).sum())
@@ -294,7 +296,8 @@ def validate_aap(cfg: dict, model_name: str, variant: str, point: int) -> dict[s
     torch.use_deterministic_algorithms(False)   # index ops in the pruned check
     val = open_split(cfg, "val")
     net = load_controller(cfg, model_name, variant, point, val.num_classes).to(device)
-    result = evaluate_net(cfg, net, val, device, None)
+    result = evaluate_net(net, val, device, cfg["energy"], cfg["train"]["eval_batch_size"],
+                          cfg["aap"]["pruned_check_clips"])
     return {"split": "val", "clips": result["clips"], "top1": result["top1"],
             "top1_dense": result["top1_dense"], "top1_delta": result["top1_delta"],
             "macs_ratio": result["macs"]["ratio_mean"]}
@@ -308,11 +311,12 @@ def evaluate_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     torch.use_deterministic_algorithms(False)   # index ops in the pruned check
     paths = Paths(cfg)
     test = open_split(cfg, "test")
-    value = check_point(cfg, point)
+    value = check_point(cfg["aap"], point)
     net = load_controller(cfg, model_name, variant, point, test.num_classes).to(device)
     own_eval = paths.evaluation(model_name, backbone_stage(variant))
     correct_dense = accuracy.correct_of(read_json(own_eval)) if own_eval.exists() else None
-    result = evaluate_net(cfg, net, test, device, correct_dense)
+    result = evaluate_net(net, test, device, cfg["energy"], cfg["train"]["eval_batch_size"],
+                          cfg["aap"]["pruned_check_clips"], correct_dense)
     base_eval = paths.evaluation(model_name, "baseline")
     correct_base = accuracy.correct_of(read_json(base_eval)) if base_eval.exists() else None
     write_decisions(paths.aap_decisions(model_name, variant, point),

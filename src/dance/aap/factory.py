@@ -12,6 +12,7 @@ config's. Training is :mod:`dance.train.aap`, evaluation :mod:`dance.aap.evaluat
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -23,6 +24,9 @@ from dance.identity import AAP_BACKBONE, aap_stage, stage_identity
 from dance.models.trained import load_trained, model_meta
 from dance.nn.probe import example_input, probe_calls
 from dance.paths import Paths
+
+if TYPE_CHECKING:
+    from dance.aap.latency_table import LatencyModel
 
 VARIANTS = tuple(AAP_BACKBONE)
 DIMS = {"dance": (True, True, True), "no_ava": (True, True, True),
@@ -41,16 +45,18 @@ def check_variant(variant: str) -> None:
         raise ConfigError(f"unknown AAP variant {variant!r}; allowed: {', '.join(VARIANTS)}")
 
 
-def check_point(cfg: dict, point: int) -> float:
-    points = cfg["aap"]["points"]
+def check_point(aap: dict, point: int) -> float:
+    """The value of operating point `point` of the `aap` section (its ``points`` entry),
+    checked against its budget kind."""
+    points = aap["points"]
     if not 0 <= point < len(points):
         raise ConfigError(f"AAP operating point {point} does not exist: config key 'aap.points' "
                           f"has {len(points)} entries (0..{len(points) - 1})")
     value = float(points[point])
-    if cfg["aap"]["budget"] != "weight" and value > 1.0:
+    if aap["budget"] != "weight" and value > 1.0:
         raise ConfigError(f"config key 'aap.points' entry {point} = {value}: with "
-                          f"budget={cfg['aap']['budget']} every point is a budget ratio of "
-                          f"{cfg['aap']['cost']} in (0, 1]")
+                          f"budget={aap['budget']} every point is a budget ratio of "
+                          f"{aap['cost']} in (0, 1]")
     return value
 
 
@@ -58,7 +64,7 @@ def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: 
     """Identity of one controller (:func:`dance.identity.stage_identity`, which covers its
     backbone's); a latency-trained one also records the measured table it trained against."""
     base = model_meta(cfg, model_name, backbone_stage(variant), num_classes)
-    check_point(cfg, point)
+    check_point(cfg["aap"], point)
     stage = aap_stage(variant, point)
     meta = {**base, "stage": stage, "backbone_stage": base["stage"], "variant": variant,
             "point": point, "fingerprint": stage_identity(cfg, model_name, stage)}
@@ -69,22 +75,25 @@ def aap_meta(cfg: dict, model_name: str, variant: str, point: int, num_classes: 
     return meta
 
 
-def controller_spec(cfg: dict, backbone: nn.Module, variant: str, macs: dict) -> dict:
-    """Constructor arguments of the controller for `backbone` (saved with its weights)."""
+def controller_spec(aap: dict, backbone: nn.Module, variant: str, macs: dict,
+                    latency: LatencyModel | None = None) -> dict:
+    """Constructor arguments of the controller for `backbone` (saved with its weights), from
+    the `aap` section; with ``aap.cost: latency``, `latency` is the model it trains against
+    (:func:`dance.aap.latency_table.latency_model`)."""
     a1 = _first_activation_shape(backbone, macs)
     total = macs["total"]
-    active = [m / total >= cfg["aap"]["min_layer_share"] for m in macs["layer_macs"]]
-    if cfg["aap"]["cost"] == "latency":     # and only where deciding can pay on this host
-        from dance.aap.latency_table import host_latency_model, layers_that_pay
+    active = [m / total >= aap["min_layer_share"] for m in macs["layer_macs"]]
+    if aap["cost"] == "latency":     # and only where deciding can pay on this host
+        from dance.aap.latency_table import layers_that_pay
 
-        pays = layers_that_pay(host_latency_model(cfg, backbone.name, macs["names"]))
+        pays = layers_that_pay(latency)
         active = [a and p for a, p in zip(active, pays, strict=True)]
-    frames_ok = [shape[1] >= cfg["aap"]["min_frames"] for shape in macs["in_shapes"]]
+    frames_ok = [shape[1] >= aap["min_frames"] for shape in macs["in_shapes"]]
     return {"channels": a1[0], "frames": a1[1], "layers": len(macs["names"]),
-            "hidden": cfg["aap"]["hidden"], "tau_max": cfg["aap"]["tau_max"],
-            "dims": list(DIMS[variant]), "tau_init": cfg["aap"]["tau_init"],
+            "hidden": aap["hidden"], "tau_max": aap["tau_max"],
+            "dims": list(DIMS[variant]), "tau_init": aap["tau_init"],
             "active_layers": active, "mask": [[f, True, True] for f in frames_ok],
-            "stats_stride": cfg["aap"]["stats_stride"]}
+            "stats_stride": aap["stats_stride"]}
 
 
 def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:
@@ -100,7 +109,11 @@ def build_net(cfg: dict, model_name: str, variant: str, num_classes: int,
     if backbone is None:
         backbone = load_trained(cfg, model_name, backbone_stage(variant), num_classes)
     macs = network_macs(backbone, backbone.clip_shape)
-    spec = spec or controller_spec(cfg, backbone, variant, macs)
+    if not spec:
+        from dance.aap.latency_table import latency_model
+
+        latency = latency_model(cfg["aap"]["cost"], Paths(cfg), backbone.name, macs["names"])
+        spec = controller_spec(cfg["aap"], backbone, variant, macs, latency)
     controller = Controller(**spec)
     if controller_state is not None:
         controller.load_state_dict(controller_state)

@@ -46,6 +46,7 @@ from dance.io import read_json, write_csv, write_json
 from dance.measure.latency import environment, time_variants
 from dance.measure.macs import batch_effective_macs
 from dance.measure.variants import skip_prunable_convs, timed_network, timing_options
+from dance.paths import Paths
 
 DECIDE_TAU = (1e-6, 1e-6, 1e-6)     # > 0: every decision runs; keeps all but all-zero entries
 ALL_KEPT = "1,1,1"
@@ -185,8 +186,6 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
 
 def write_table(cfg: dict, model_name: str) -> Path:
     """Measure and write ``Paths.latency_table(model)`` (CSV) and its ``.json``."""
-    from dance.paths import Paths
-
     out = Paths(cfg).latency_table(model_name)
     res = measure(cfg, model_name)
     write_json(out.with_suffix(".json"), res["conditions"])
@@ -209,13 +208,13 @@ def overhead_summary(path: Path) -> str:
     return "\n".join(lines)
 
 
-def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> LatencyModel:
+def host_latency_model(paths: Paths, model_name: str, layers: list[str]) -> LatencyModel:
     """The latency model of `model_name` (``aap.cost: latency``), from the table it trains
-    against (this host's, or the one ``aap.latency_table_file`` pins); a missing table is named with the command that writes it."""
-    from dance.paths import Paths
-
-    path = Paths(cfg).training_latency_table(model_name)
-    if not path.exists() and cfg["aap"]["latency_table_file"]:
+    against (``Paths.training_latency_table``: this host's, or the one
+    ``aap.latency_table_file`` pins); a missing table is named with the command that writes
+    it."""
+    path = paths.training_latency_table(model_name)
+    if not path.exists() and paths.pinned_latency_table:
         raise ConfigError(f"config key 'aap.latency_table_file' names {path} for "
                           f"{model_name}, which does not exist (a table written by `python -m "
                           f"dance latency-table`, its .json beside it)")
@@ -224,6 +223,13 @@ def host_latency_model(cfg: dict, model_name: str, layers: list[str]) -> Latency
                           f"does not exist: run `python -m dance latency-table --model "
                           f"{model_name}` (rule latency_table) first")
     return LatencyModel.load(path, layers)
+
+
+def latency_model(cost: str, paths: Paths, model_name: str, layers: list[str],
+                  ) -> LatencyModel | None:
+    """What a controller of `model_name` trains against: the host's latency model
+    (:func:`host_latency_model`) when `cost` (``aap.cost``) is latency, else None (MACs)."""
+    return host_latency_model(paths, model_name, layers) if cost == "latency" else None
 
 
 def layers_that_pay(model: LatencyModel) -> list[bool]:

@@ -110,30 +110,29 @@ def _float(value: Any) -> float | None:
     return float(value)
 
 
-def evaluations(cfg: dict, models: list[str] | None = None
+def evaluations(paths: Paths, models: list[str], pairs: list[tuple[str, int]],
                 ) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
-    """(model, variant, point, evaluation JSON) of every evaluated point of the config."""
-    from dance.plan import aap_pairs
-
-    paths = Paths(cfg)
-    for model in models or cfg["models"]:
-        for variant, point in aap_pairs(cfg):
+    """(model, variant, point, evaluation JSON) of every evaluated point: every (variant,
+    point) of `pairs` (:func:`dance.plan.aap_pairs`) of each of `models`."""
+    for model in models:
+        for variant, point in pairs:
             path = paths.aap_eval(model, variant, point)
             if path.exists():
                 yield model, variant, point, read_json(path)
 
 
-def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows for every evaluated (model, variant, point) of the config, or of `models`
-    (module docstring)."""
+def summary_rows(paths: Paths, models: list[str], pairs: list[tuple[str, int]],
+                 energy_section: dict, bench_clips: int) -> list[dict[str, Any]]:
+    """Rows for every evaluated (model, variant, point) of `models` × `pairs` (module
+    docstring): the presets of the config's `energy_section`, the MAC ratio of the first
+    `bench_clips` (``bench.clips``) test clips, the ones the bench times."""
     from dance.aap.bench import variant_name
     from dance.measure.profile import cost_tables
 
-    paths = Paths(cfg)
-    tables = list(cost_tables(cfg["energy"]))
+    tables = list(cost_tables(energy_section))
     rows = []
-    benches = {model: _bench_rows(paths.aap_bench(model)) for model in models or cfg["models"]}
-    for model, variant, point, ev in evaluations(cfg, models):
+    benches = {model: _bench_rows(paths.aap_bench(model)) for model in models}
+    for model, variant, point, ev in evaluations(paths, models, pairs):
         bench = benches[model]
         dense_row = bench.get("dense")
         dense_ms = _float(dense_row["median_ms"]) if dense_row else None
@@ -141,7 +140,7 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
         floor_ms = _float(floor_row["median_ms"]) if floor_row else None
         b = bench.get(variant_name(variant, point))
         ratio_bench = _bench_clip_ratio(
-            paths.aap_decisions(model, variant, point), cfg["bench"]["clips"],
+            paths.aap_decisions(model, variant, point), bench_clips,
             ev["macs"]["dense"], ev["macs"]["dense_fixed"])
         measured = _float(b["speedup_vs_dense"]) if b else None
         ideal = 1.0 / ratio_bench if ratio_bench else None
@@ -203,14 +202,15 @@ def summary_rows(cfg: dict, models: list[str] | None = None) -> list[dict[str, A
     return rows
 
 
-def difficulty_term_rows(cfg: dict) -> list[dict[str, Any]]:
+def difficulty_term_rows(paths: Paths, models: list[str], pairs: list[tuple[str, int]],
+                         ) -> list[dict[str, Any]]:
     """Per evaluated point: the Spearman correlation of per-clip MACs with the difficulty
     and with each nuisance term it sums (generated data only; heaviest term first), which
     shows what drives the sign of the overall coefficient."""
     from dance.data.synthetic import WEIGHTS
 
     rows = []
-    for model, variant, point, ev in evaluations(cfg):
+    for model, variant, point, ev in evaluations(paths, models, pairs):
         terms = ev.get("difficulty_terms") or {}
         if not terms:
             continue
@@ -226,14 +226,16 @@ def difficulty_term_rows(cfg: dict) -> list[dict[str, Any]]:
 def write_summary(cfg: dict) -> Path:
     """Write dance_summary.csv and dance_difficulty_terms.csv (each with a Markdown table
     beside it); return the summary's path."""
-    paths = Paths(cfg)
-    rows = summary_rows(cfg)
+    from dance.plan import aap_pairs
+
+    paths, models, pairs = Paths(cfg), cfg["models"], aap_pairs(cfg)
+    rows = summary_rows(paths, models, pairs, cfg["energy"], cfg["bench"]["clips"])
     write_csv(paths.dance_summary, rows, None if rows else REQUIRED_COLUMNS)
     _write_markdown(paths.dance_summary.with_suffix(".md"), rows, [
         "model", "variant", "operating_point", "top1", "top1_delta_baseline", "macs_ratio",
         "memory_ratio", "speedup_measured", "speedup_ideal", "realised_over_ideal",
         "speedup_amdahl", "speedup_floor", "spearman_difficulty", "meets_targets"])
-    terms = difficulty_term_rows(cfg)
+    terms = difficulty_term_rows(paths, models, pairs)
     write_csv(paths.dance_difficulty_terms, terms,
               None if terms else ["model", "variant", "operating_point", "spearman_difficulty"])
     _write_markdown(paths.dance_difficulty_terms.with_suffix(".md"), terms,
@@ -253,11 +255,13 @@ def bench_table(cfg: dict, model: str, bench_rows: list[dict[str, Any]]) -> str:
     columns, read back from the bench CSV just written): measured, ideal and Amdahl
     speed-up, realised/ideal, MAC ratio and top-1 change."""
     from dance.aap.bench import variant_name
+    from dance.plan import aap_pairs
 
     benched = {r["variant"]: r["speedup_vs_dense"] for r in bench_rows
                if r["variant"].startswith("dance")}
     rows = {variant_name(r["variant"], r["operating_point"]): r
-            for r in summary_rows(cfg, [model])}
+            for r in summary_rows(Paths(cfg), [model], aap_pairs(cfg), cfg["energy"],
+                                  cfg["bench"]["clips"])}
     head = ("variant", "measured", "ideal", "Amdahl", "realised/ideal", "MACs", "top-1",
             "Δ vs dense")
     body = []

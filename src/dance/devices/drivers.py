@@ -39,6 +39,7 @@ import numpy as np
 from dance.devices import logs
 from dance.errors import DeviceError
 from dance.io import atomic_path, read_json, write_json
+from dance.paths import Paths
 from dance.plan import DEVICE_CONNECTION, device_driven
 
 DEVICES = tuple(DEVICE_CONNECTION)
@@ -71,10 +72,10 @@ def safe_name(name: str) -> str:
 
 # --- Jetson Nano --------------------------------------------------------------------------
 
-def jetson_commands(cfg: dict, bundle: Path, log_name: str) -> dict[str, list[str]]:
-    """The ssh/scp command lines of one Jetson run (mkdir, copy, run, fetch)."""
-    j = cfg["devices"]["jetson_nano"]
-    d = cfg["devices"]
+def jetson_commands(devices: dict, bundle: Path, log_name: str) -> dict[str, list[str]]:
+    """The ssh/scp command lines of one Jetson run (mkdir, copy, run, fetch), from the
+    config's `devices` section."""
+    j = devices["jetson_nano"]
     dest, opts, remote = j["ssh"], list(j["ssh_options"]), j["remote_dir"]
     manifest = read_json(bundle / "manifest.json")
     files = [bundle / n for n in ("manifest.json", manifest["clips"], manifest["reference"],
@@ -82,8 +83,8 @@ def jetson_commands(cfg: dict, bundle: Path, log_name: str) -> dict[str, list[st
                                                           for m in manifest["models"]]
     runner = " ".join(shlex.quote(str(a)) for a in [
         j["python"], manifest["runner"], "--bundle", ".", "--out", log_name,
-        "--device", "jetson_nano", "--power", j["power"], "--warmup", d["warmup"],
-        "--repeats", d["repeats"], "--window", d["energy_window_s"],
+        "--device", "jetson_nano", "--power", j["power"], "--warmup", devices["warmup"],
+        "--repeats", devices["repeats"], "--window", devices["energy_window_s"],
         "--threads", j["threads"], "--providers", j["providers"],
         "--max-sessions", j["max_sessions"]])
     return {
@@ -94,14 +95,11 @@ def jetson_commands(cfg: dict, bundle: Path, log_name: str) -> dict[str, list[st
     }
 
 
-def drive_jetson(cfg: dict) -> Path:
-    """Run the bundle on the Jetson over ssh; returns the fetched log."""
-    from dance.paths import Paths
-
-    paths = Paths(cfg)
-    j = cfg["devices"]["jetson_nano"]
+def drive_jetson(devices: dict, paths: Paths) -> Path:
+    """Run the bundle of `paths` on the Jetson over ssh; returns the fetched log."""
+    j = devices["jetson_nano"]
     log_name = f"run-{_stamp()}.jsonl"
-    cmds = jetson_commands(cfg, paths.device_bundle, log_name)
+    cmds = jetson_commands(devices, paths.device_bundle, log_name)
     _run(cmds["mkdir"], f"ssh to the Jetson ({j['ssh']})", 120)
     _run(cmds["copy"], "copying the bundle to the Jetson", 1800)
     _run(cmds["run"], "the runner on the Jetson", j["timeout_s"])
@@ -140,9 +138,10 @@ def ingest_jetson(folder: Path, bundle: Path, tolerance: float) -> dict[str, Any
 
 # --- Snapdragon ---------------------------------------------------------------------------
 
-def phone_script(cfg: dict, names: list[str]) -> str:
-    """POSIX sh run on the phone (module docstring); `names` are safe model names."""
-    s = cfg["devices"]["snapdragon"]
+def phone_script(devices: dict, names: list[str]) -> str:
+    """POSIX sh run on the phone (module docstring), from the config's `devices` section;
+    `names` are safe model names."""
+    s = devices["snapdragon"]
     q = shlex.quote
     args = s["benchmark_args"].format(runs=s["runs"], threads=s["threads"])
     lines = [
@@ -156,7 +155,7 @@ def phone_script(cfg: dict, names: list[str]) -> str:
         f"$(cat $BAT/status)\"; sleep {s['sample_interval_s']}; done ) > power.txt &",
         "SAMPLER=$!",
         "sleep 1",
-        f"S=$(up); sleep {cfg['devices']['energy_window_s']}; E=$(up)",
+        f"S=$(up); sleep {devices['energy_window_s']}; E=$(up)",
         "echo \"idle $S $E\" >> windows.txt",
     ]
     for name in names:
@@ -190,12 +189,10 @@ def stage_phone_bundle(bundle: Path, out: Path) -> list[str]:
     return names
 
 
-def drive_snapdragon(cfg: dict) -> Path:
-    """Push models, clips, binary and script to the phone, run, pull the logs; returns the
-    folder holding them."""
-    from dance.paths import Paths
-
-    s = cfg["devices"]["snapdragon"]
+def drive_snapdragon(devices: dict, paths: Paths) -> Path:
+    """Push the models and clips of `paths`'s bundle, the binary and the script to the
+    phone, run, pull the logs; returns the folder holding them."""
+    s = devices["snapdragon"]
     if not s["benchmark_binary"]:
         raise DeviceError("config key 'devices.snapdragon.benchmark_binary' is not set: the "
                           "phone needs a benchmark binary (onnxruntime_perf_test for Android)")
@@ -203,14 +200,13 @@ def drive_snapdragon(cfg: dict) -> Path:
     if not binary.is_file():
         raise DeviceError(f"benchmark binary {binary} (devices.snapdragon.benchmark_binary) "
                           f"does not exist")
-    paths = Paths(cfg)
     adb = [s["adb"], "-s", s["adb_serial"]]
     remote = s["remote_dir"]
     out = paths.device_logs("snapdragon") / f"run-{_stamp()}"
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp)
         names = stage_phone_bundle(paths.device_bundle, stage)
-        (stage / "run.sh").write_text(phone_script(cfg, names))
+        (stage / "run.sh").write_text(phone_script(devices, names))
         shutil.copyfile(binary, stage / "benchmark")
         header = {"device": "snapdragon", "serial": s["adb_serial"], "models": names,
                   "bundle": read_json(paths.device_bundle / "manifest.json")["models"],
@@ -309,15 +305,13 @@ def ingest_snapdragon(folder: Path) -> dict[str, Any] | None:
 def measure_device(cfg: dict, device: str) -> Path:
     """Drive, ingest or record "not measured" (module docstring); writes
     ``Paths.device_result(device)`` and returns it."""
-    from dance.paths import Paths
-
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
     paths = Paths(cfg)
     folder = paths.device_logs(device)
     configured = device_driven(cfg, device)
     if configured:
-        (drive_jetson if device == "jetson_nano" else drive_snapdragon)(cfg)
+        (drive_jetson if device == "jetson_nano" else drive_snapdragon)(cfg["devices"], paths)
     if not folder.exists():
         found = None
     elif device == "jetson_nano":

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dance.data.dataset import open_split
+from dance.data.dataset import ClipDataset, open_split
 from dance.devices.graph import GraphNet, static_pools
 from dance.errors import DanceError
 from dance.io import atomic_path, write_json
@@ -233,11 +233,10 @@ def check_onnx(path: Path, clips: np.ndarray, logits: np.ndarray,
                                            if kept is not None else None)}
 
 
-def bundle_clips(cfg: dict) -> torch.Tensor:
-    """The first ``devices.clips`` (default ``bench.clips``) test clips, network input format."""
-
-    test = open_split(cfg, "test")
-    n = min(cfg["devices"]["clips"] or cfg["bench"]["clips"], len(test))
+def bundle_clips(test: ClipDataset, clips: int) -> torch.Tensor:
+    """The first `clips` (``devices.clips``, default ``bench.clips``) clips of the `test`
+    split, network input format."""
+    n = min(clips, len(test))
     return test.inputs(slice(0, n)).contiguous()
 
 
@@ -251,9 +250,10 @@ def export_bundle(cfg: dict) -> Path:
     paths = Paths(cfg)
     out = paths.device_bundle
     out.mkdir(parents=True, exist_ok=True)
-    clips = bundle_clips(cfg)
+    test = open_split(cfg, "test")
+    clips = bundle_clips(test, cfg["devices"]["clips"] or cfg["bench"]["clips"])
     clips_np = clips.numpy().astype(np.float32)
-    num_classes = open_split(cfg, "test").num_classes
+    num_classes = test.num_classes
     opset = cfg["devices"]["opset"]
     models, checks, refs = [], {}, {}
     for model_name in cfg["models"]:

@@ -81,14 +81,14 @@ def _row(claim_id: str, model: str, claim: str, paper: float | None, measured: f
             "note": note}
 
 
-def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
-    tol = cfg["claims"]["speedup_tolerance"]
+def _device_claims(claims: dict, models: list[str], paths: Paths) -> list[dict]:
+    tol = claims["speedup_tolerance"]
     devices = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
-    _, picks = data.reported_points(cfg)
+    _, picks = data.reported_points(paths.dance_summary, models, claims["accuracy_tolerance"])
     rows = []
     for claim_id, (key, paper, label) in DEVICES.items():
         rule = f"measured ≥ {paper} × (1 − {tol:g}) = {paper * (1 - tol):.3f}"
-        for model in cfg["models"]:
+        for model in models:
             common = {"claim_id": claim_id, "model": model,
                       "claim": f"{paper}× speed-up on the {label}", "paper": paper,
                       "unit": "× (latency dense / DANCE)", "device": label, "rule": rule,
@@ -122,8 +122,8 @@ def _device_claims(cfg: dict, paths: Paths) -> list[dict]:
     return rows
 
 
-def _efficiency_claims(cfg: dict, paths: Paths) -> list[dict]:
-    tol = cfg["claims"]["efficiency_tolerance"]
+def _efficiency_claims(claims: dict, models: list[str], paths: Paths) -> list[dict]:
+    tol = claims["efficiency_tolerance"]
     paper = PAPER_EFFICIENCY
     common = {"claim_id": "energy_efficiency_vs_sota",
               "claim": f"up to {paper}× higher energy efficiency than the state of the art",
@@ -135,7 +135,7 @@ def _efficiency_claims(cfg: dict, paths: Paths) -> list[dict]:
         return [_row(**common, model=m, measured=None, device="energy model", source="paper",
                      passed=None, evidence=paths.comparison_matched,
                      note="comparison_matched.csv not produced (comparison stage not run)")
-                for m in cfg["models"]]
+                for m in models]
     rows = []
     for _, r in matched.iterrows():
         ratio = data.nan_to_none(r["efficiency_ratio"])
@@ -170,11 +170,10 @@ def _efficiency_claims(cfg: dict, paths: Paths) -> list[dict]:
     return rows
 
 
-def _dance_claims(cfg: dict, paths: Paths) -> list[dict]:
-    c = cfg["claims"]
-    summary, picks = data.reported_points(cfg)
+def _dance_claims(claims: dict, models: list[str], paths: Paths) -> list[dict]:
+    _, picks = data.reported_points(paths.dance_summary, models, claims["accuracy_tolerance"])
     rows = []
-    for model in cfg["models"]:
+    for model in models:
         pick = picks.get(model)
         bench = paths.aap_bench(model)
         if pick is None:
@@ -185,17 +184,17 @@ def _dance_claims(cfg: dict, paths: Paths) -> list[dict]:
                                  note="no DANCE operating point in the summary"))
             continue
         point, within = int(pick["operating_point"]), bool(pick["within_tolerance"])
-        where = (f"reported point {point} (fewest MACs within {c['accuracy_tolerance']:g} pt "
+        where = (f"reported point {point} (fewest MACs within {claims['accuracy_tolerance']:g} pt "
                  f"of dense)" if within else
-                 f"point {point}: no DANCE point is within {c['accuracy_tolerance']:g} pt of "
+                 f"point {point}: no DANCE point is within {claims['accuracy_tolerance']:g} pt of "
                  f"dense; the most accurate is reported")
         delta = pick["accuracy_delta_points"]
         counts = data.accuracy_counts(pick)
         rows.append(_row(
             "accuracy_impact", model, 'accuracy impact "negligible to zero"', 0.0, delta,
             "top-1 points (DANCE − dense)", "any (test split)", "measured",
-            f"measured ≥ −{c['accuracy_tolerance']:g}", c["accuracy_tolerance"],
-            data.within_points(pick, c["accuracy_tolerance"]), point, paths.dance_summary,
+            f"measured ≥ −{claims['accuracy_tolerance']:g}", claims["accuracy_tolerance"],
+            data.within_points(pick, claims["accuracy_tolerance"]), point, paths.dance_summary,
             where if counts is None else
             f"{where}; {accuracy.describe_delta(*counts)}: the verdict is taken on the counts"))
         for claim_id, col, what, source in (
@@ -207,8 +206,8 @@ def _dance_claims(cfg: dict, paths: Paths) -> list[dict]:
             rows.append(_row(
                 claim_id, model, f"savings in {what}", None, saved,
                 f"fraction of dense {what} saved", "any (test split)", source,
-                f"measured ≥ {c['min_savings']:g} at a point within accuracy tolerance",
-                c["min_savings"], within and saved >= c["min_savings"], point,
+                f"measured ≥ {claims['min_savings']:g} at a point within accuracy tolerance",
+                claims["min_savings"], within and saved >= claims["min_savings"], point,
                 paths.dance_summary, note))
         speedup = data.nan_to_none(pick.get("speedup_measured"))
         amdahl = data.nan_to_none(pick.get("speedup_amdahl"))
@@ -234,10 +233,10 @@ def _host_label(bench: Path, pick: dict) -> str:
     return label + (f" ({int(threads)} threads)" if threads is not None else "")
 
 
-def _variance_claims(cfg: dict, paths: Paths) -> list[dict]:
-    gain_min = cfg["claims"]["min_variance_gain"]
+def _variance_claims(claims: dict, models: list[str], paths: Paths) -> list[dict]:
+    gain_min = claims["min_variance_gain"]
     rows = []
-    for model in cfg["models"]:
+    for model in models:
         path = paths.ava_sparsity(model)
         sp = data.csv(path, "python -m dance ava-stats")
         wide = sp.pivot_table(index=["layer", "dim"], columns="stage", values="norm_variance")
@@ -255,10 +254,11 @@ def _variance_claims(cfg: dict, paths: Paths) -> list[dict]:
     return rows
 
 
-def claims_rows(cfg: dict) -> list[dict[str, Any]]:
-    paths = Paths(cfg)
-    rows = [*_device_claims(cfg, paths), *_efficiency_claims(cfg, paths),
-            *_dance_claims(cfg, paths), *_variance_claims(cfg, paths)]
+def claims_rows(claims: dict, models: list[str], paths: Paths) -> list[dict[str, Any]]:
+    """Every claim's row (module docstring) for `models`, with the `claims` section's
+    tolerances, from the result files under `paths`."""
+    rows = [row for part in (_device_claims, _efficiency_claims, _dance_claims,
+                             _variance_claims) for row in part(claims, models, paths)]
     for r in rows:
         if r["evidence"]:
             r["evidence"] = paths.recorded(r["evidence"])
@@ -266,8 +266,9 @@ def claims_rows(cfg: dict) -> list[dict[str, Any]]:
 
 
 def write_claims(cfg: dict) -> tuple[Path, list[dict[str, Any]]]:
-    rows = claims_rows(cfg)
-    out = Paths(cfg).claims
+    paths = Paths(cfg)
+    rows = claims_rows(cfg["claims"], cfg["models"], paths)
+    out = paths.claims
     write_csv(out, rows, COLUMNS)
     return out, rows
 

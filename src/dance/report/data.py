@@ -132,38 +132,32 @@ def select_point(summary: pd.DataFrame, model: str, tolerance_points: float,
     return {**best.to_dict(), "within_tolerance": within}
 
 
-def illustrative_point(cfg: dict, model: str) -> int:
+def illustrative_point(summary_csv: Path, model: str) -> int:
     """The DANCE point whose decisions show the method best: the one with the fewest mean
     MACs, where the controller prunes most (the figures of *what* is pruned use it; every
-    number in the tables and claims stays at the reported point)."""
-    from dance.paths import Paths
-
-    summary = csv(Paths(cfg).dance_summary, "python -m dance dance-summary")
+    number in the tables and claims stays at the reported point). `summary_csv`:
+    ``Paths.dance_summary``."""
+    summary = csv(summary_csv, "python -m dance dance-summary")
     rows = summary[(summary["model"] == model) & (summary["variant"] == "dance")]
     if rows.empty:
-        raise DanceError(f"{Paths(cfg).dance_summary} has no DANCE operating point of model "
-                         f"{model!r}")
+        raise DanceError(f"{summary_csv} has no DANCE operating point of model {model!r}")
     return int(rows.sort_values(["macs_ratio", "operating_point"]).iloc[0]["operating_point"])
 
 
-def reported_points(cfg: dict) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """(dance_summary, model → its reported DANCE point) for every model with one."""
-    from dance.paths import Paths
-
-    summary = csv(Paths(cfg).dance_summary, "python -m dance dance-summary")
-    tol = cfg["claims"]["accuracy_tolerance"]
-    picks = {m: select_point(summary, m, tol) for m in cfg["models"]}
+def reported_points(summary_csv: Path, models: list[str], tolerance_points: float,
+                    ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """(dance_summary, model → its reported DANCE point) for every one of `models` with one;
+    `tolerance_points` is ``claims.accuracy_tolerance``."""
+    summary = csv(summary_csv, "python -m dance dance-summary")
+    picks = {m: select_point(summary, m, tolerance_points) for m in models}
     return summary, {m: p for m, p in picks.items() if p is not None}
 
 
-def reported_point(cfg: dict, model: str) -> dict[str, Any]:
+def reported_point(summary_csv: Path, model: str, tolerance_points: float) -> dict[str, Any]:
     """The reported DANCE point of `model`; an error naming the summary if it has none."""
-    from dance.paths import Paths
-
-    _, picks = reported_points(cfg)
+    _, picks = reported_points(summary_csv, [model], tolerance_points)
     if model not in picks:
-        raise DanceError(f"{Paths(cfg).dance_summary} has no DANCE operating point of model "
-                         f"{model!r}")
+        raise DanceError(f"{summary_csv} has no DANCE operating point of model {model!r}")
     return picks[model]
 
 

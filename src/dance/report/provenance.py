@@ -76,14 +76,14 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def data_state(cfg: dict) -> dict[str, Any]:
-    """The data the run used: its manifest's SHA-256 and, per split, a hash of the split's
-    shard hashes (sorted by shard name) with the shards themselves, so that committed
-    results are tied to their clips. "not built" when the manifest is absent."""
+def data_state(paths: Paths) -> dict[str, Any]:
+    """The data the run used (the data set of `paths`): its manifest's SHA-256 and, per
+    split, a hash of the split's shard hashes (sorted by shard name) with the shards
+    themselves, so that committed results are tied to their clips. "not built" when the
+    manifest is absent."""
     import hashlib
     import json
 
-    paths = Paths(cfg)
     path = paths.manifest
     try:
         where = "work_dir/" + path.relative_to(paths.work).as_posix()
@@ -97,7 +97,7 @@ def data_state(cfg: dict) -> dict[str, Any]:
     for name, digest in sorted(shards.items()):
         split = name.split("_", 1)[0]                # train_000.npy, train_meta.csv
         splits.setdefault(split, {})[name] = digest
-    return {"name": cfg["dataset"]["name"], "manifest": where,
+    return {"name": paths.dataset_name, "manifest": where,
             "manifest_sha256": hashlib.sha256(raw).hexdigest(),
             "splits": {split: {"sha256": hashlib.sha256("".join(
                 f"{n}:{d}\n" for n, d in files.items()).encode()).hexdigest(), "shards": files}
@@ -114,7 +114,7 @@ def provenance(cfg: dict) -> dict[str, Any]:
             "code": code_state([paths.results, paths.figures, paths.work]),
             "config_fingerprint": config_mod.fingerprint(cfg),
             "config": cfg,
-            "data": data_state(cfg),
+            "data": data_state(paths),
             "python": platform.python_version(),
             "packages": package_versions(),
             "platform": platform.platform(),

@@ -46,11 +46,10 @@ DIM_LABELS = {"frames": "frames", "channels": "channels", "features": "features"
 STAGE_LABELS = {"baseline": "before AVA (baseline)", "ava": "after AVA"}
 
 
-def apply(cfg: dict) -> None:
-    """Set matplotlib defaults from the config's ``plots`` section (a seaborn-like "ticks"
+def apply(plots: dict) -> None:
+    """Set matplotlib defaults from the config's `plots` section (a seaborn-like "ticks"
     look: white, light grid, thin lines, small ticks)."""
-    p = cfg["plots"]
-    size = float(p["font_size"])
+    size = float(plots["font_size"])
     matplotlib.rcdefaults()
     plt.rcParams.update({
         "font.size": size, "axes.labelsize": size, "axes.titlesize": size,
@@ -61,15 +60,15 @@ def apply(cfg: dict) -> None:
         "axes.spines.right": False, "axes.grid": True, "grid.linewidth": 0.4,
         "grid.color": "0.85", "xtick.major.size": 2.5, "ytick.major.size": 2.5,
         "xtick.minor.size": 1.5, "ytick.minor.size": 1.5, "xtick.major.width": 0.6,
-        "ytick.major.width": 0.6, "savefig.dpi": p["dpi"], "figure.dpi": 100,
-        "pdf.fonttype": 42 if p["pdf_truetype"] else 3, "svg.hashsalt": "dance",
-        "axes.prop_cycle": matplotlib.cycler(color=colors(cfg, 10)),
+        "ytick.major.width": 0.6, "savefig.dpi": plots["dpi"], "figure.dpi": 100,
+        "pdf.fonttype": 42 if plots["pdf_truetype"] else 3, "svg.hashsalt": "dance",
+        "axes.prop_cycle": matplotlib.cycler(color=colors(plots, 10)),
     })
 
 
-def colors(cfg: dict, n: int) -> list[str]:
-    """`n` colours of the configured palette (qualitative palettes repeat after 10)."""
-    name = cfg["plots"]["palette"]
+def colors(plots: dict, n: int) -> list[str]:
+    """`n` colours of the palette of `plots` (qualitative palettes repeat after 10)."""
+    name = plots["palette"]
     if name in PALETTES:
         base = PALETTES[name]
     elif name == "tab10":
@@ -81,10 +80,10 @@ def colors(cfg: dict, n: int) -> list[str]:
     return [base[i % len(base)] for i in range(n)]
 
 
-def color_map(cfg: dict, keys: Iterable[str]) -> dict[str, Any]:
+def color_map(plots: dict, keys: Iterable[str]) -> dict[str, Any]:
     """Stable colour per key (in first-seen order), so a method has one colour everywhere."""
     keys = list(dict.fromkeys(keys))
-    return dict(zip(keys, colors(cfg, max(len(keys), 1)), strict=False))
+    return dict(zip(keys, colors(plots, max(len(keys), 1)), strict=False))
 
 
 def marker_map(keys: Iterable[str]) -> dict[str, str]:
@@ -92,10 +91,10 @@ def marker_map(keys: Iterable[str]) -> dict[str, str]:
     return {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(keys)}
 
 
-def figure(cfg: dict, nrows: int = 1, ncols: int = 1, wide: bool = False,
+def figure(plots: dict, nrows: int = 1, ncols: int = 1, wide: bool = False,
            height: float | None = None, **kw: Any) -> tuple[plt.Figure, Any]:
     """A constrained-layout figure one column (or `wide`: two columns) wide."""
-    width = cfg["plots"]["column_width"] * (WIDE if wide else 1.0)
+    width = plots["column_width"] * (WIDE if wide else 1.0)
     height = height if height is not None else width * 0.72 * (nrows / max(ncols, 1)) ** 0.5
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained",
                              squeeze=False, **kw)
@@ -119,16 +118,17 @@ def savefig(fig: plt.Figure, path: Path, fmt: str, dpi: float) -> None:
     fig.savefig(path, format=fmt, dpi=dpi, metadata=meta)
 
 
-def save(fig: plt.Figure, cfg: dict, name: str, data: pd.DataFrame | Sequence[Mapping],
-         ) -> list[Path]:
-    """Write `fig` as ``figures_dir/name.{png,pdf}`` and its data as ``name.csv``, the three
-    renamed into place together (:func:`dance.io.atomic_paths`); close the figure."""
-    out = [Paths(cfg).figure(name, ext) for ext in (*FORMATS, "csv")]
+def save(fig: plt.Figure, plots: dict, paths: Paths, name: str,
+         data: pd.DataFrame | Sequence[Mapping]) -> list[Path]:
+    """Write `fig` as ``figures_dir/name.{png,pdf}`` (at ``plots.dpi``) and its data as
+    ``name.csv``, the three renamed into place together (:func:`dance.io.atomic_paths`);
+    close the figure."""
+    out = [paths.figure(name, ext) for ext in (*FORMATS, "csv")]
     rows = data.to_dict("records") if isinstance(data, pd.DataFrame) else list(data)
     columns = list(data.columns) if isinstance(data, pd.DataFrame) else None
     with atomic_paths(out) as tmps:
         for ext, tmp in zip(FORMATS, tmps, strict=False):
-            savefig(fig, tmp, ext, cfg["plots"]["dpi"])
+            savefig(fig, tmp, ext, plots["dpi"])
             fig.set_layout_engine("none")    # laid out once (in figure fractions): reuse it
         plt.close(fig)
         dump_csv(tmps[-1], [_plain(r) for r in rows], columns)
@@ -147,17 +147,17 @@ def _plain(row: Mapping) -> dict:
     return out
 
 
-def unavailable(cfg: dict, name: str, title: str, reason: str) -> list[Path]:
+def unavailable(plots: dict, paths: Paths, name: str, title: str, reason: str) -> list[Path]:
     """The figure when its input does not exist yet: a panel that says so and why (and a
     one-row CSV with ``status = not available``), instead of a crash or an invented plot."""
-    apply(cfg)
-    fig, axes = figure(cfg, height=cfg["plots"]["column_width"] * 0.45)
+    apply(plots)
+    fig, axes = figure(plots, height=plots["column_width"] * 0.45)
     ax = axes[0, 0]
     ax.set_axis_off()
     ax.text(0.5, 0.62, title, ha="center", va="center", weight="bold", transform=ax.transAxes)
     ax.text(0.5, 0.32, "not available yet:\n" + reason, ha="center", va="center",
-            transform=ax.transAxes, wrap=True, fontsize=cfg["plots"]["font_size"] - 1)
-    return save(fig, cfg, name, [{"figure": name, "status": "not available",
+            transform=ax.transAxes, wrap=True, fontsize=plots["font_size"] - 1)
+    return save(fig, plots, paths, name, [{"figure": name, "status": "not available",
                                   "reason": reason}])
 
 

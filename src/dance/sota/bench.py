@@ -28,11 +28,11 @@ def bench_variants(cfg: dict) -> list[str]:
             *(variant_name(p) for p in selector_threshold_points(cfg))]
 
 
-def timed_network(cfg: dict, net: nn.Module, like: nn.Module) -> nn.Module:
+def timed_network(net: nn.Module, like: nn.Module, options: dict) -> nn.Module:
     """`net` (loaded on the CPU) rewritten like every bench variant (BN folded, padding taps
-    dropped, policy convs, the bench's memory format) on the device of the bench's `like`."""
-    return variants.timed_network(net.to(next(like.parameters()).device),
-                                  **variants.timing_options(cfg))
+    dropped, policy convs, the bench's memory format: `options`,
+    :func:`dance.measure.variants.timing_options`) on the device of the bench's `like`."""
+    return variants.timed_network(net.to(next(like.parameters()).device), **options)
 
 
 def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: str,
@@ -40,8 +40,8 @@ def _build_l1(cfg: dict, model_name: str, stage: str, model: nn.Module, name: st
     from dance.sota.l1 import load_l1
 
     level = name.split("@", 1)[1]
-    net = timed_network(cfg, load_l1(cfg, model_name, level, model.classifier.out_features),
-                        model)
+    net = timed_network(load_l1(cfg, model_name, level, model.classifier.out_features),
+                        model, variants.timing_options(cfg))
 
     def run(x: Tensor) -> Tensor:
         return net(x)
@@ -62,8 +62,9 @@ def _build_selector(cfg: dict, model_name: str, stage: str, model: nn.Module, na
                           f"selector thresholds {known} (sota.selector.thresholds)")
     threshold = float(point[1:])
     k = model.classifier.out_features
-    agg = timed_network(cfg, load_l1(cfg, model_name, "aggressive", k), model)
-    mild = timed_network(cfg, load_l1(cfg, model_name, "mild", k), model)
+    options = variants.timing_options(cfg)
+    agg = timed_network(load_l1(cfg, model_name, "aggressive", k), model, options)
+    mild = timed_network(load_l1(cfg, model_name, "mild", k), model, options)
     head = load_selector(cfg, model_name, k).to(next(model.parameters()).device)
     tap = TrunkTap(agg, feature_module(model_name)).__enter__()  # lives with the variant
 

@@ -82,12 +82,11 @@ def row_from_record(rec: dict[str, Any], correct_dense: int, presets: list[str],
     return row
 
 
-def _controller_overhead(cfg: dict, model: str, variant: str, point: int,
-                         ) -> dict[str, Any] | None:
-    """Params and memory accesses of a trained controller, from its checkpoint's weights."""
+def _controller_overhead(path: Path) -> dict[str, Any] | None:
+    """Params and memory accesses of a trained controller, from the weights of its
+    checkpoint `path` (None when absent)."""
     from dance import checkpoint
 
-    path = Paths(cfg).aap_checkpoint(model, variant, point)
     if not path.exists():
         return None
     state = checkpoint.load(path)["model"]
@@ -111,15 +110,16 @@ def _bench_row(path: Path, variant: str) -> tuple[dict | None, dict | None]:
     return rows.get(variant), rows.get("dense")
 
 
-def dance_record(cfg: dict, ev: dict[str, Any], dense_params: int | None,
+def dance_record(paths: Paths, ev: dict[str, Any], dense_params: int | None,
                  tables: dict[str, dict]) -> dict[str, Any]:
-    """A record-like dict of one AAP operating point (module docstring)."""
+    """A record-like dict of one AAP operating point (module docstring), with its
+    controller's checkpoint and bench row from `paths`."""
     from dance.aap.bench import variant_name
 
     model, variant, point = ev["model"], ev["variant"], int(ev["point"])
     ov = ev["overhead"]
     over_macs = float(ov["controller_macs"] + ov["stats_ops"] + ov["pruning_ops_mean"])
-    ctrl = _controller_overhead(cfg, model, variant, point)
+    ctrl = _controller_overhead(paths.aap_checkpoint(model, variant, point))
     over_acc = ctrl["accesses"] if ctrl else {k: 0 for k in memory.FIELDS}
     m = ev["macs"]
     energies = {}
@@ -130,7 +130,7 @@ def dance_record(cfg: dict, ev: dict[str, Any], dense_params: int | None,
         e = ev["energy"][name]
         energies[name] = {"mean": e["mean"] + extra, "dense": e["dense"],
                           "ratio": (e["mean"] + extra) / e["dense"], "unit": e["unit"]}
-    b, dense = _bench_row(Paths(cfg).aap_bench(model), variant_name(variant, point))
+    b, dense = _bench_row(paths.aap_bench(model), variant_name(variant, point))
     if b and b.get("speedup_vs_dense") not in (None, ""):
         lat = {"median_ms": float(b["median_ms"]), "speedup": float(b["speedup_vs_dense"]),
                "reason": None}
@@ -159,9 +159,9 @@ def dance_record(cfg: dict, ev: dict[str, Any], dense_params: int | None,
     }
 
 
-def records(cfg: dict, model: str) -> list[dict[str, Any]]:
+def records(paths: Paths, model: str) -> list[dict[str, Any]]:
     """Every operating-point record of `model` (sorted by method, point)."""
-    folder = Paths(cfg).sota_record(model, "x", "y").parent
+    folder = paths.sota_record(model, "x", "y").parent
     out = []
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         rec = read_record(path)
@@ -171,17 +171,18 @@ def records(cfg: dict, model: str) -> list[dict[str, Any]]:
     return out
 
 
-def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
-    """Rows of comparison.csv for every configured model (module docstring)."""
+def comparison_rows(paths: Paths, models: list[str], pairs: list[tuple[str, int]],
+                    energy_section: dict) -> list[dict[str, Any]]:
+    """Rows of comparison.csv for every one of `models` (module docstring): its records,
+    and DANCE's evaluated points of `pairs` (:func:`dance.plan.aap_pairs`), with the cost
+    tables of the config's `energy_section`."""
     from dance.measure.profile import cost_tables
-    from dance.plan import aap_pairs
 
-    tables = cost_tables(cfg["energy"])
+    tables = cost_tables(energy_section)
     presets = list(tables)
-    paths = Paths(cfg)
     rows = []
-    for model in cfg["models"]:
-        recs = records(cfg, model)
+    for model in models:
+        recs = records(paths, model)
         dense = [r for r in recs if r["method"] == "dense"]
         if not dense:
             raise DanceError(f"no dense record for {model} in "
@@ -192,11 +193,11 @@ def comparison_rows(cfg: dict) -> list[dict[str, Any]]:
         model_rows = [row_from_record(r, correct_dense, presets,
                                       "dense" if r["method"] == "dense" else "compared")
                       for r in recs]
-        for variant, point in aap_pairs(cfg):
+        for variant, point in pairs:
             path = paths.aap_eval(model, variant, point)
             if not path.exists():
                 continue
-            rec = dance_record(cfg, read_json(path), dense_params, tables)
+            rec = dance_record(paths, read_json(path), dense_params, tables)
             model_rows.append(row_from_record(rec, correct_dense, presets, DANCE_FAMILY))
         order = {"dense": 0, "dance": 1}
         model_rows.sort(key=lambda r: (order.get(r["family"], 2), r["method"],
@@ -299,10 +300,11 @@ def matched_rows(rows: list[dict[str, Any]], presets: list[str], tolerance: floa
 def write_comparison(cfg: dict) -> Path:
     """Write the three CSVs (and a Markdown view of the first two); return comparison.csv."""
     from dance.measure.profile import cost_tables
+    from dance.plan import aap_pairs
 
     paths = Paths(cfg)
     presets = list(cost_tables(cfg["energy"]))
-    rows = comparison_rows(cfg)
+    rows = comparison_rows(paths, cfg["models"], aap_pairs(cfg), cfg["energy"])
     energy_cols = [f"energy_{p}" for p in presets if f"energy_{p}" not in COLUMNS]
     cols = COLUMNS + energy_cols + EXTRA
     write_csv(paths.comparison, rows, cols)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from dance import checkpoint, runtime
 from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
+from dance.identity import finetune_settings
 from dance.io import write_csv
 from dance.measure import memory
 from dance.models.trained import load_trained, model_meta
@@ -33,7 +34,6 @@ from dance.sota import record
 from dance.sota.frame_skip import FrameSkipNet, frame_skip_loss_fn, length_costs
 from dance.sota.gating import GatedNet, clip_costs, gating_loss_fn
 from dance.train.ava import finetune_schedule
-from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
 CLIP_COLUMNS = ["clip", "label", "difficulty", "correct", "macs", "overhead_macs", "kept",
@@ -46,35 +46,32 @@ def check_method(method: str) -> None:
                           f"{', '.join(DYNAMIC_RECORD)}")
 
 
-def point_value(cfg: dict, method: str, point: int) -> float:
+def point_value(sota: dict, method: str, point: int) -> float:
+    """The value of operating point `point` of `method` (its ``sota.<method>.points``
+    entry in the `sota` section), checked."""
     check_method(method)
-    points = cfg["sota"][method]["points"]
+    points = sota[method]["points"]
     if not 0 <= point < len(points):
         raise ConfigError(f"operating point {point} does not exist: config key "
                           f"'sota.{method}.points' has {len(points)} entries "
                           f"(0..{len(points) - 1})")
     value = float(points[point])
-    if method == "frame_skip" and cfg["sota"]["frame_skip"]["budget"] == "target" and value > 1:
+    if method == "frame_skip" and sota["frame_skip"]["budget"] == "target" and value > 1:
         raise ConfigError(f"config key 'sota.frame_skip.points' entry {point} = {value}: with "
                           f"budget=target every point is a kept-frame ratio in (0, 1]")
     return value
 
 
-def schedule(cfg: dict, method: str) -> Schedule:
-    """AVA's fine-tuning schedule for ``sota.epochs`` epochs (AVA's when unset);
-    ``sota.<method>.lr`` replaces the rate when set."""
-    return finetune_schedule(cfg, f"sota.{method}.lr")
-
-
-def wrap(cfg: dict, method: str, point: int, backbone: nn.Module) -> nn.Module:
-    """The method's network around `backbone` (predictors/policy freshly initialised)."""
-    value = point_value(cfg, method, point)
-    torch.manual_seed(cfg["seed"] * 1009 + point)
+def wrap(sota: dict, seed: int, method: str, point: int, backbone: nn.Module) -> nn.Module:
+    """The method's network around `backbone` (predictors/policy freshly initialised from
+    `seed`, settings from the `sota` section)."""
+    value = point_value(sota, method, point)
+    torch.manual_seed(seed * 1009 + point)
     if method == "gating":
         net = GatedNet(backbone, value)
-        fresh, scale = net.predictors(), cfg["sota"]["gating"]["predictor_lr_scale"]
+        fresh, scale = net.predictors(), sota["gating"]["predictor_lr_scale"]
     else:
-        fs = cfg["sota"]["frame_skip"]
+        fs = sota["frame_skip"]
         net = FrameSkipNet(backbone, hidden=fs["hidden"], keep_init=fs["keep_init"],
                            downsample=fs["policy_downsample"], temperature=fs["temperature"])
         fresh, scale = net.policy.parameters(), fs["policy_lr_scale"]
@@ -94,24 +91,29 @@ def calibrate_policy(net: FrameSkipNet, dataset: ClipDataset, batch_size: int,
 
 
 def train(cfg: dict, model_name: str, method: str, point: int) -> Path:
-    """Fine-tune one operating point from the baseline; resumable; returns the checkpoint."""
-    point_value(cfg, method, point)
+    """Fine-tune one operating point from the baseline with AVA's schedule for
+    ``sota.epochs`` epochs (AVA's when unset), at ``sota.<method>.lr`` when set; resumable;
+    returns the checkpoint."""
+    sota = cfg["sota"]
+    point_value(sota, method, point)
     smoothing = cfg["train"]["label_smoothing"]
 
     def init(num_classes: int) -> nn.Module:
-        net = wrap(cfg, method, point, load_trained(cfg, model_name, "baseline", num_classes))
+        net = wrap(sota, cfg["seed"], method, point,
+                   load_trained(cfg, model_name, "baseline", num_classes))
         if method == "frame_skip":
             calibrate_policy(net, open_split(cfg, "train"),
                              cfg["train"]["eval_batch_size"])
         return net
 
     if method == "gating":
-        loss_fn = gating_loss_fn(cfg["sota"]["gating"]["l1"], smoothing)
+        loss_fn = gating_loss_fn(sota["gating"]["l1"], smoothing)
     else:
-        fs = cfg["sota"]["frame_skip"]
-        loss_fn = frame_skip_loss_fn(fs["budget"], point_value(cfg, method, point),
+        fs = sota["frame_skip"]
+        loss_fn = frame_skip_loss_fn(fs["budget"], point_value(sota, method, point),
                                      fs["penalty"], smoothing)
-    return train_stage(cfg, model_name, dynamic_stage(method, point), schedule(cfg, method),
+    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, f"sota.{method}.lr"))
+    return train_stage(cfg, model_name, dynamic_stage(method, point), sched,
                        init=init, loss_fn=loss_fn)
 
 
@@ -122,7 +124,7 @@ def load(cfg: dict, model_name: str, method: str, point: int, num_classes: int) 
     stage = dynamic_stage(method, point)
     path = Paths(cfg).checkpoint(model_name, stage)
     payload = checkpoint.load(path, expect=model_meta(cfg, model_name, stage, num_classes))
-    net = wrap(cfg, method, point, build(cfg, model_name, num_classes))
+    net = wrap(cfg["sota"], cfg["seed"], method, point, build(cfg, model_name, num_classes))
     net.load_state_dict(payload["model"])
     return net.eval()
 
@@ -193,40 +195,43 @@ def frame_skip_costs(net: FrameSkipNet, keeps: Tensor) -> dict[str, Any]:
 # --- timing -------------------------------------------------------------------------------
 
 
-def bench_clips(cfg: dict, test: ClipDataset) -> list[Tensor]:
-    """The first ``bench.clips`` test clips at batch 1, in the bench's memory format."""
-    n = min(cfg["bench"]["clips"], len(test))
-    fmt = torch.channels_last_3d if cfg["bench"]["channels_last"] else torch.contiguous_format
+def bench_clips(bench: dict, test: ClipDataset) -> list[Tensor]:
+    """The first ``bench.clips`` test clips at batch 1, in the bench's memory format (the
+    config's `bench` section)."""
+    n = min(bench["clips"], len(test))
+    fmt = torch.channels_last_3d if bench["channels_last"] else torch.contiguous_format
     return [test.inputs(slice(i, i + 1)).contiguous(memory_format=fmt) for i in range(n)]
 
 
-def _prepared(net: nn.Module, cfg: dict, clip_shape: tuple[int, ...] | None = None,
+def _prepared(net: nn.Module, options: dict, clip_shape: tuple[int, ...] | None = None,
               ) -> nn.Module:
-    from dance.measure.variants import timed_network, timing_options
+    from dance.measure.variants import timed_network
 
     if clip_shape is not None:
         net.clip_shape = clip_shape
-    return timed_network(net, **timing_options(cfg))
+    return timed_network(net, **options)
 
 
-def timed_gating(net: GatedNet, cfg: dict):
+def timed_gating(net: GatedNet, options: dict):
     """Batch-1 timed callable: the gated network prepared like the dense reference
-    (BatchNorm folded, padding-only taps dropped), in ``pruned`` mode."""
-    fast = _prepared(copy.deepcopy(net), cfg)
+    (BatchNorm folded, padding-only taps dropped: `options`,
+    :func:`dance.measure.variants.timing_options`), in ``pruned`` mode."""
+    fast = _prepared(copy.deepcopy(net), options)
     fast.eval_mode = "pruned"
     return fast
 
 
-def timed_frame_skip(net: FrameSkipNet, cfg: dict):
+def timed_frame_skip(net: FrameSkipNet, options: dict):
     """Batch-1 timed callable: policy on the downsampled clip (first layer with BatchNorm
     folded), then a copy of the backbone prepared for the kept length runs on the kept
-    frames (one prepared copy per length, as the dense reference is prepared for T)."""
+    frames (one prepared copy per length, as the dense reference is prepared for T, with
+    `options`, :func:`dance.measure.variants.timing_options`)."""
     from dance.nn.fold import fold_batchnorm
 
     policy_net = copy.deepcopy(net).eval()
     fold_batchnorm(policy_net.backbone)
     c, t, h, w = net.input_shape
-    backbones = {k: _prepared(copy.deepcopy(net.backbone), cfg, (c, k, h, w))
+    backbones = {k: _prepared(copy.deepcopy(net.backbone), options, (c, k, h, w))
                  for k in range(1, t + 1)}
 
     def run(x: Tensor) -> Tensor:
@@ -250,7 +255,7 @@ def time_against_dense(cfg: dict, model_name: str, name: str, fn, test: ClipData
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        clips = bench_clips(cfg, test)
+        clips = bench_clips(bench, test)
         baseline = load_trained(cfg, model_name, "baseline", num_classes)
         with conv_backend(bench["conv_backend"]):
             dense = variant_registry.build_variant("dense", cfg, model_name, "baseline",
@@ -281,8 +286,9 @@ def _timed_path_check(fn, masked: Tensor, clips: list[Tensor]) -> float:
 def evaluate(cfg: dict, model_name: str, method: str, point: int) -> Path:
     """Evaluate one operating point on the test split; write its record and per-clip CSV."""
     from dance.measure.profile import cost_tables
+    from dance.measure.variants import timing_options
 
-    value = point_value(cfg, method, point)
+    value = point_value(cfg["sota"], method, point)
     device = runtime.setup(cfg)
     torch.use_deterministic_algorithms(False)   # index ops of the timed paths
     paths = Paths(cfg)
@@ -294,8 +300,9 @@ def evaluate(cfg: dict, model_name: str, method: str, point: int) -> Path:
         frame_skip_costs(net, data["keeps"])
     pred = data["logits"].argmax(1)
     correct = (pred == test.labels).numpy()
-    fn = timed_gating(net, cfg) if method == "gating" else timed_frame_skip(net, cfg)
-    clips = bench_clips(cfg, test)
+    options = timing_options(cfg)
+    fn = timed_gating(net, options) if method == "gating" else timed_frame_skip(net, options)
+    clips = bench_clips(cfg["bench"], test)
     diff = _timed_path_check(fn, data["logits"], clips)
     rname = DYNAMIC_RECORD[method]
     name = f"{rname}@{point}"

@@ -24,17 +24,18 @@ def evaluate_static(cfg: dict, model_name: str, method: str, point: str, net: nn
                     notes: str = "", extra: dict | None = None) -> Path:
     """Record of one static network (every clip costs the same)."""
     device = runtime.setup(cfg)
+    paths = Paths(cfg)
     logits = predict(net.to(device), test, cfg["train"]["eval_batch_size"], device)
     net = net.cpu()
     bpe = cfg["energy"]["bytes_per_element"]
     costs = static_costs(net, net.clip_shape, bpe)
     return write_record(
-        Paths(cfg).sota_record(model_name, method, point), method=method, model=model_name,
+        paths.sota_record(model_name, method, point), method=method, model=model_name,
         operating_point=point, point_value=point_value,
         correct=(logits.argmax(1) == test.labels).numpy(), macs=costs["macs"],
         accesses=costs["accesses"], params={point: costs["params"]},
         dense=dense_reference(cfg, model_name, test.num_classes), tables=cost_tables(cfg["energy"]),
-        bytes_per_element=bpe, latency=bench_latency(cfg, model_name, variant), notes=notes,
+        bytes_per_element=bpe, latency=bench_latency(paths, model_name, variant), notes=notes,
         extra={"macs_fvcore": costs["macs_fvcore"], **(extra or {})})
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from dance import checkpoint
 from dance.errors import ConfigError
+from dance.models.trained import load_trained, model_meta
 from dance.nn.probe import example_input
 from dance.paths import Paths
 from dance.plan import L1_LEVELS, l1_stage
@@ -98,39 +99,32 @@ def kept_channels(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv3d)}
 
 
-def structure(cfg: dict, model_name: str, level: str, num_classes: int) -> nn.Module:
-    """The level's pruned net with the *baseline's* weights (the fine-tuning start)."""
-    from dance.models.trained import load_trained
-
+def structure(l1: dict, level: str, baseline: nn.Module) -> nn.Module:
+    """The level's pruned net (ratio and rounding from the ``sota.l1`` section `l1`) with
+    the weights of the trained `baseline` (the fine-tuning start)."""
     check_level(level)
-    ratio = cfg["sota"]["l1"][level]
-    base = load_trained(cfg, model_name, "baseline", num_classes)
-    return l1_prune(base, ratio, cfg["sota"]["l1"]["round_to"])
-
-
-def schedule(cfg: dict):
-    """AVA's fine-tuning schedule for ``sota.epochs`` epochs (AVA's when unset), with
-    ``sota.l1.lr`` if set."""
-    from dance.train.ava import finetune_schedule
-
-    return finetune_schedule(cfg, "sota.l1.lr")
+    return l1_prune(baseline, l1[level], l1["round_to"])
 
 
 def train_l1(cfg: dict, model_name: str, level: str) -> Path:
-    """Prune the baseline at `level`'s ratio and fine-tune it; returns the checkpoint."""
+    """Prune the baseline at `level`'s ratio and fine-tune it with AVA's schedule for
+    ``sota.epochs`` epochs (AVA's when unset), at ``sota.l1.lr`` if set; returns the
+    checkpoint."""
+    from dance.identity import finetune_settings
+    from dance.train.ava import finetune_schedule
     from dance.train.stage import train_stage
 
-    return train_stage(cfg, model_name, stage_name(level), schedule(cfg),
-                       init=lambda n: structure(cfg, model_name, level, n))
+    sched = finetune_schedule(cfg["train"], finetune_settings(cfg, "sota.l1.lr"))
+    return train_stage(cfg, model_name, stage_name(level), sched, init=lambda n: structure(
+        cfg["sota"]["l1"], level, load_trained(cfg, model_name, "baseline", n)))
 
 
 def load_l1(cfg: dict, model_name: str, level: str, num_classes: int) -> nn.Module:
     """The fine-tuned pruned net of `level`, checked against the config."""
-    from dance.models.trained import model_meta
-
     stage = stage_name(level)
     path = Paths(cfg).checkpoint(model_name, stage)
     payload = checkpoint.load(path, expect=model_meta(cfg, model_name, stage, num_classes))
-    net = structure(cfg, model_name, level, num_classes)
+    net = structure(cfg["sota"]["l1"], level,
+                    load_trained(cfg, model_name, "baseline", num_classes))
     net.load_state_dict(payload["model"])
     return net.eval()

@@ -218,9 +218,8 @@ def l1_variant(level: str) -> str:
     return f"l1@{level}"
 
 
-def bench_latency(cfg: dict, model_name: str, variant: str) -> dict[str, Any]:
+def bench_latency(paths: Paths, model_name: str, variant: str) -> dict[str, Any]:
     """Latency entry of a record from ``Paths.sota_bench`` (or the reason it is absent)."""
-    paths = Paths(cfg)
     path = paths.sota_bench(model_name)
     name = paths.recorded(path)
     if not path.exists():

@@ -285,11 +285,11 @@ def evaluate_selector(cfg: dict, model_name: str) -> list[Path]:
             latency = {"reason": "oracle routing needs the label: an upper bound, not a "
                                  "deployable network"}
         elif name == ALWAYS_MILD:
-            latency = bench_latency(cfg, model_name, l1_variant("mild"))
+            latency = bench_latency(paths, model_name, l1_variant("mild"))
         elif name == ALWAYS_AGGRESSIVE:
-            latency = bench_latency(cfg, model_name, l1_variant("aggressive"))
+            latency = bench_latency(paths, model_name, l1_variant("aggressive"))
         else:
-            latency = bench_latency(cfg, model_name, variant_name(name))
+            latency = bench_latency(paths, model_name, variant_name(name))
         out.append(write_record(
             paths.sota_record(model_name, "selector", name), method="selector",
             model=model_name, operating_point=name, point_value=p["threshold"],

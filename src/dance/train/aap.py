@@ -54,6 +54,7 @@ from dance.aap.factory import (  # noqa: F401  (re-exported: their old home)
     controller_spec,
     load_controller,
 )
+from dance.aap.latency_table import latency_model
 from dance.aap.model import AAPNet
 from dance.data.dataset import ClipDataset, open_split
 from dance.errors import ConfigError
@@ -134,15 +135,14 @@ def budget_term(kind: str, ratio: Tensor, point: float, penalty: float) -> Tenso
     raise ConfigError(f"config key 'aap.budget' is {kind!r}; allowed: {', '.join(BUDGETS)}")
 
 
-def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = None,
-                latency: nn.Module | None = None) -> LossFn:
-    """CE + kd_weight·KD + budget term (module docstring); logs every term per epoch.
-    Teacher logits come from `teacher` (precomputed) or, without it, a no-grad pass. With
-    `latency` (a :class:`~dance.aap.latency_table.LatencyModel`, ``aap.cost: latency``) the
-    budget is on the predicted latency ratio instead of the MAC ratio."""
-    a = cfg["aap"]
-    kd_t = a["kd_temperature"]
-    smoothing = cfg["train"]["label_smoothing"]
+def aap_loss_fn(aap: dict, smoothing: float, point_value: float,
+                teacher: TeacherClips | None = None, latency: nn.Module | None = None) -> LossFn:
+    """CE (label `smoothing`) + kd_weight·KD + budget term (module docstring; weights from
+    the `aap` section); logs every term per epoch. Teacher logits come from `teacher`
+    (precomputed) or, without it, a no-grad pass. With `latency` (a
+    :class:`~dance.aap.latency_table.LatencyModel`, ``aap.cost: latency``) the budget is on
+    the predicted latency ratio instead of the MAC ratio."""
+    kd_t = aap["kd_temperature"]
 
     def loss_fn(model: AAPNet, x: Tensor, y: Tensor):
         if teacher is not None:
@@ -156,7 +156,7 @@ def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = No
         ce = F.cross_entropy(logits, y, label_smoothing=smoothing)
         kd = F.kl_div(F.log_softmax(logits / kd_t, 1), F.log_softmax(target / kd_t, 1),
                       log_target=True, reduction="batchmean") * kd_t ** 2
-        budget = budget_term(a["budget"], ratio, point_value, a["penalty"])
+        budget = budget_term(aap["budget"], ratio, point_value, aap["penalty"])
         tau = model.state.tau.detach().mean((0, 1))
         terms = {"ce": float(ce.detach()), "kd": float(kd.detach()),
                  "budget": float(budget.detach()), "macs_ratio_soft": float(macs.detach()),
@@ -164,7 +164,7 @@ def aap_loss_fn(cfg: dict, point_value: float, teacher: TeacherClips | None = No
                  "tau_fr": float(tau[0]), "tau_ch": float(tau[1]), "tau_fe": float(tau[2])}
         if latency is not None:
             terms["latency_ratio_soft"] = float(ratio.detach())
-        return ce + a["kd_weight"] * kd + budget, logits, terms
+        return ce + aap["kd_weight"] * kd + budget, logits, terms
 
     return loss_fn
 
@@ -178,23 +178,24 @@ def take(dataset: ClipDataset, idx: Tensor) -> ClipDataset:
     return dataset
 
 
-def aap_schedule(cfg: dict) -> Schedule:
-    a = cfg["aap"]
-    sched = replace(Schedule.from_config(cfg["train"]), epochs=a["epochs"], lr=a["lr"],
-                    batch_size=a["batch_size"], warmup_epochs=0.0,
-                    weight_decay=a["weight_decay"], lr_key="aap.lr")
+def aap_schedule(aap: dict, train: dict) -> Schedule:
+    """The `train` section's schedule with the `aap` section's epochs, rate, batch size,
+    weight decay and optimizer (no warm-up)."""
+    sched = replace(Schedule.from_config(train), epochs=aap["epochs"], lr=aap["lr"],
+                    batch_size=aap["batch_size"], warmup_epochs=0.0,
+                    weight_decay=aap["weight_decay"], lr_key="aap.lr")
     if hasattr(sched, "optimizer"):
-        sched = replace(sched, optimizer=a["optimizer"])
+        sched = replace(sched, optimizer=aap["optimizer"])
     return sched
 
 
 def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     """Train the controller of one operating point; resumable; returns its checkpoint."""
     check_variant(variant)
-    value = check_point(cfg, point)
+    a = cfg["aap"]
+    value = check_point(a, point)
     device = runtime.setup(cfg)
     paths = Paths(cfg)
-    a = cfg["aap"]
     other = "val" if a["train_split"] == "train" else "train"
     train_set = open_split(cfg, a["train_split"])
     val_set = open_split(cfg, other)
@@ -206,18 +207,20 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     meta = aap_meta(cfg, model_name, variant, point, n_cls)
     torch.manual_seed(cfg["seed"] * 1009 + point)          # controller initialisation
     net = build_net(cfg, model_name, variant, n_cls)
-    spec = controller_spec(cfg, net.backbone, variant, net.macs)
+    latency = latency_model(a["cost"], paths, model_name, net.names)
+    spec = controller_spec(a, net.backbone, variant, net.macs, latency)
     stats = first_layer_statistics(net.backbone, train_set, cfg["train"]["eval_batch_size"],
                                    device, net.controller.stats_stride)
     net.controller.calibrate(stats)
-    sched = aap_schedule(cfg)
+    sched = aap_schedule(a, cfg["train"])
     net.anneal = (a["temperature"], a["temperature_end"],
                   sched.epochs * math.ceil(len(train_set) / sched.batch_size))
     teacher = TeacherClips(train_set, teacher_logits(net, train_set,
                                                      cfg["train"]["eval_batch_size"], device))
     history = fit(net, teacher, val_set, sched, seed=cfg["seed"], device=device,
                   state_dir=paths.aap_state_dir(model_name, variant, point), meta=meta,
-                  loss_fn=aap_loss_fn(cfg, value, teacher, latency_model(cfg, model_name, net)),
+                  loss_fn=aap_loss_fn(a, cfg["train"]["label_smoothing"], value, teacher,
+                                      latency),
                   desc=f"{model_name} aap {variant}@{point}")
     write_history(paths.aap_history(model_name, variant, point), history)
     idle = switch_off_idle_decisions(net, val_set, a["min_pruned_share"],
@@ -233,15 +236,6 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
                           "point_value": value, "budget": a["budget"],
                           "switched_off": idle})
     return out
-
-
-def latency_model(cfg: dict, model_name: str, net: AAPNet) -> nn.Module | None:
-    """The host's latency model of `net` when ``aap.cost`` is latency, else None."""
-    if cfg["aap"]["cost"] != "latency":
-        return None
-    from dance.aap.latency_table import host_latency_model
-
-    return host_latency_model(cfg, model_name, net.names)
 
 
 DIM_NAMES = ("frames", "channels", "features")

@@ -11,26 +11,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from dance.ava.loss import ava_loss_fn
-from dance.identity import finetune_settings
 from dance.models.trained import load_trained
 from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
 
-def ava_schedule(cfg: dict, settings: dict | None = None) -> Schedule:
-    """`train`'s schedule with the epochs, peak LR (and the key that sets it) and warm-up of
-    the `ava` section, or of `settings` (:func:`dance.identity.finetune_settings`)."""
-    ava = cfg["ava"]
-    settings = settings or {"epochs": ava["epochs"], "lr": ava["lr"], "lr_key": "ava.lr",
-                            "warmup_epochs": ava["warmup_epochs"]}
-    return replace(Schedule.from_config(cfg["train"]), **settings)
+def finetune_schedule(train: dict, settings: dict) -> Schedule:
+    """The `train` section's schedule with a fine-tuning's epochs, peak LR (and the key that
+    sets it) and warm-up: AVA's (:func:`ava_schedule`), or a compared method's (dance.sota:
+    `settings` = :func:`dance.identity.finetune_settings`, what enters its identity)."""
+    return replace(Schedule.from_config(train), **settings)
 
 
-def finetune_schedule(cfg: dict, lr_key: str) -> Schedule:
-    """The schedule of a compared method (dance.sota): AVA's, for ``sota.epochs`` epochs
-    when that key is set (a fine-tuning budget of its own, issue 23.2), at the rate of
-    `lr_key` when set; what enters its identity (:func:`dance.identity.finetune_settings`)."""
-    return ava_schedule(cfg, finetune_settings(cfg, lr_key))
+def ava_schedule(train: dict, ava: dict) -> Schedule:
+    """AVA's schedule: `train`'s, with the epochs, peak LR and warm-up of the `ava` section."""
+    return finetune_schedule(train, {"epochs": ava["epochs"], "lr": ava["lr"],
+                                     "lr_key": "ava.lr", "warmup_epochs": ava["warmup_epochs"]})
 
 
 def train_ava(cfg: dict, model_name: str) -> Path:
@@ -39,6 +35,6 @@ def train_ava(cfg: dict, model_name: str) -> Path:
     ava = cfg["ava"]
     loss_fn = ava_loss_fn(ava["lambda"], ava["w_fr"], ava["w_ch"], ava["w_fe"],
                           label_smoothing=cfg["train"]["label_smoothing"])
-    return train_stage(cfg, model_name, "ava", ava_schedule(cfg),
+    return train_stage(cfg, model_name, "ava", ava_schedule(cfg["train"], ava),
                        init=lambda n: load_trained(cfg, model_name, "baseline", n),
                        loss_fn=loss_fn)

@@ -12,10 +12,10 @@ from dance.train.loop import Schedule
 from dance.train.stage import train_stage
 
 
-def baseline_schedule(cfg: dict, model_name: str) -> Schedule:
-    """The baseline's schedule for `model_name` (``train`` with its ``per_model`` entry)."""
-    return Schedule.from_config({**train_section(cfg, model_name),
-                                 "progress": cfg["train"]["progress"]})
+def baseline_schedule(train: dict, progress: bool) -> Schedule:
+    """The baseline's schedule from a model's `train` keys
+    (:func:`dance.identity.train_section`: ``train`` with its ``per_model`` entry)."""
+    return Schedule.from_config({**train, "progress": progress})
 
 
 def train_baseline(cfg: dict, model_name: str) -> Path:
@@ -24,5 +24,5 @@ def train_baseline(cfg: dict, model_name: str) -> Path:
         torch.manual_seed(cfg["seed"])  # initial weights
         return build(cfg, model_name, num_classes)
 
-    return train_stage(cfg, model_name, "baseline", baseline_schedule(cfg, model_name),
-                       init=init)
+    sched = baseline_schedule(train_section(cfg, model_name), cfg["train"]["progress"])
+    return train_stage(cfg, model_name, "baseline", sched, init=init)

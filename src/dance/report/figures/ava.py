@@ -28,7 +28,7 @@ TASK = {"ce": "cross-entropy (train)", "val_loss": "loss (validation)"}
 
 
 def build_f2(cfg: dict, artifact: Artifact) -> list[Path]:
-    paths = Paths(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
     frames = []
     for model in cfg["models"]:
         hist = data.csv(paths.history(model, "ava"), "python -m dance train-ava")
@@ -36,11 +36,11 @@ def build_f2(cfg: dict, artifact: Artifact) -> list[Path]:
     frame = pd.concat(frames, ignore_index=True)
     terms = [t for t in TERMS if t in frame.columns]
     task = [t for t in TASK if t in frame.columns]
-    style.apply(cfg)
+    style.apply(plots)
     models = cfg["models"]
-    fig, axes = style.figure(cfg, len(models), 2, height=1.35 * len(models) + 0.75,
+    fig, axes = style.figure(plots, len(models), 2, height=1.35 * len(models) + 0.75,
                              sharex=True)
-    col = style.color_map(cfg, [*terms, *task, "val_top1"])
+    col = style.color_map(plots, [*terms, *task, "val_top1"])
     marks = style.marker_map([*terms, *task, "val_top1"])
     legend_axes = [axes[0, 0], axes[0, 1]]
     for r, model in enumerate(models):
@@ -74,11 +74,11 @@ def build_f2(cfg: dict, artifact: Artifact) -> list[Path]:
         labels += lab
     style.legend_below(fig, handles, labels, ncol=2)
     keep = ["model", "epoch", *terms, *task, *(["val_top1"] if "val_top1" in frame else [])]
-    return style.save(fig, cfg, artifact.name, frame[keep])
+    return style.save(fig, plots, paths, artifact.name, frame[keep])
 
 
 def build_f5(cfg: dict, artifact: Artifact) -> list[Path]:
-    paths = Paths(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
     frames = []
     for model in cfg["models"]:
         prof = data.csv(paths.ava_profiles(model), "python -m dance ava-stats")
@@ -92,11 +92,11 @@ def build_f5(cfg: dict, artifact: Artifact) -> list[Path]:
                  clips=("clip", "nunique")).reset_index())
     dims = list(dict.fromkeys(tidy["dim"]))
     models = cfg["models"]
-    style.apply(cfg)
-    fig, axes = style.figure(cfg, len(models), len(dims), wide=True,
+    style.apply(plots)
+    fig, axes = style.figure(plots, len(models), len(dims), wide=True,
                              height=1.45 * len(models) + 0.7, sharey=True)
     stages = list(dict.fromkeys(tidy["stage"]))
-    col = style.color_map(cfg, stages)
+    col = style.color_map(plots, stages)
     for r, model in enumerate(models):
         part = tidy[tidy["model"] == model]
         layers = list(dict.fromkeys(part["layer"]))
@@ -127,4 +127,4 @@ def build_f5(cfg: dict, artifact: Artifact) -> list[Path]:
     labels += depth[:n_layers] if n_layers <= 3 else [f"layer {k}" for k in range(n_layers)]
     style.legend_below(fig, handles, labels, ncol=len(stages) + n_layers)
     tidy["relative"] = tidy["relative"].astype(np.float64)
-    return style.save(fig, cfg, artifact.name, tidy)
+    return style.save(fig, plots, paths, artifact.name, tidy)

@@ -29,19 +29,19 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
     a device group that was not measured gets one "not measured" label and the paper's
     speed-up as a marker. Bottom: energy per clip where any device measured it; otherwise
     no empty panel, one line saying energy was not measured and why."""
-    paths = Paths(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
     frame = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     if frame is None:
-        return style.unavailable(cfg, artifact.name, artifact.title,
+        return style.unavailable(plots, paths, artifact.name, artifact.title,
                                  f"{paths.devices_summary.name} has not been produced (device stage)")
     frame = frame.assign(group=frame["device"] + "\n" + frame["model"])
     groups = list(dict.fromkeys(frame["group"]))
     points = [m for m in dict.fromkeys(frame["method"]) if m.lower() != "dense"]
     energy = _measured(frame, "energy_j_per_clip")
-    style.apply(cfg)
-    col = style.color_map(cfg, points)
+    style.apply(plots)
+    col = style.color_map(plots, points)
     rows_n = 2 if len(energy) else 1
-    fig, axes = style.figure(cfg, rows_n, 1, wide=len(groups) > 4,
+    fig, axes = style.figure(plots, rows_n, 1, wide=len(groups) > 4,
                              height=1.7 * rows_n + 0.9, sharex=True)
     width = 0.8 / max(len(points), 1)
     x = np.arange(len(groups))
@@ -52,7 +52,7 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
         part = frame[frame["group"] == group]
         if speed[speed["group"] == group].empty:
             ax.text(g, 0.5, "not measured", transform=ax.get_xaxis_transform(), ha="center",
-                    va="center", fontsize=cfg["plots"]["font_size"] - 2, color="0.35")
+                    va="center", fontsize=plots["font_size"] - 2, color="0.35")
         paper = part["paper_speedup"].dropna()
         if len(paper):
             ax.plot([g], [float(paper.iloc[0])], marker="*", markersize=9, color="k",
@@ -70,7 +70,7 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
     if rows_n == 2:
         bx = axes[1, 0]
         methods = list(dict.fromkeys(frame["method"]))
-        ecol = style.color_map(cfg, methods)
+        ecol = style.color_map(plots, methods)
         ew = 0.8 / max(len(methods), 1)
         for k, method in enumerate(methods):
             part = energy[energy["method"] == method].set_index("group")
@@ -80,7 +80,7 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
         for g, group in enumerate(groups):
             if energy[energy["group"] == group].empty:
                 bx.text(g, 0.5, "not measured", transform=bx.get_xaxis_transform(),
-                        ha="center", va="center", fontsize=cfg["plots"]["font_size"] - 2,
+                        ha="center", va="center", fontsize=plots["font_size"] - 2,
                         color="0.35")
         bx.set_ylabel("energy per clip (mJ)")
     axes[-1, 0].set_xticks(x, groups)
@@ -88,7 +88,7 @@ def build_f9(cfg: dict, artifact: Artifact) -> list[Path]:
         reasons = frame.loc[frame["device"] == "host_cpu", "energy_status"].dropna()
         host = str(reasons.iloc[0]) if len(reasons) else "no power source"
         ax.set_title(f"energy per clip: not measured on any device (host: {host})",
-                     fontsize=cfg["plots"]["font_size"] - 2, color="0.35", loc="left")
+                     fontsize=plots["font_size"] - 2, color="0.35", loc="left")
     handles, labels = ax.get_legend_handles_labels()
     style.legend_below(fig, handles, labels, ncol=min(len(labels), 4))
-    return style.save(fig, cfg, artifact.name, frame.drop(columns="group"))
+    return style.save(fig, plots, paths, artifact.name, frame.drop(columns="group"))

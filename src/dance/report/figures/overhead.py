@@ -25,8 +25,9 @@ PARTS = [("dense", "3D CNN, dense\n(MACs)"), ("dance", "3D CNN, DANCE\n(MACs, me
 
 
 def build_f4(cfg: dict, artifact: Artifact) -> list[Path]:
-    paths = Paths(cfg)
-    _, picks = data.reported_points(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     rows = []
     for model in cfg["models"]:
         if model not in picks:
@@ -41,10 +42,10 @@ def build_f4(cfg: dict, artifact: Artifact) -> list[Path]:
                   "ops": float(values[key]), "share_of_dense": float(values[key]) / macs["dense"]}
                  for key, label in PARTS]
     frame = pd.DataFrame(rows)
-    style.apply(cfg)
+    style.apply(plots)
     models = list(dict.fromkeys(frame["model"]))
-    col = style.color_map(cfg, models)
-    fig, axes = style.figure(cfg, height=0.8 + 0.3 * len(PARTS) * len(models))
+    col = style.color_map(plots, models)
+    fig, axes = style.figure(plots, height=0.8 + 0.3 * len(PARTS) * len(models))
     ax = axes[0, 0]
     bar_h = 0.8 / len(models)
     y = np.arange(len(PARTS))
@@ -56,7 +57,7 @@ def build_f4(cfg: dict, artifact: Artifact) -> list[Path]:
                 label=model)
         for yy, v, s in zip(pos, part["ops"], part["share_of_dense"], strict=True):
             ax.text(v * 1.15, yy, f"{100 * s:.2g}%" if s < 0.995 else "100%", va="center",
-                    fontsize=cfg["plots"]["font_size"] - 2)
+                    fontsize=plots["font_size"] - 2)
     style.log_axis(ax, "x")
     ax.set_yticks(y, [label for _, label in PARTS])
     ax.invert_yaxis()
@@ -64,4 +65,4 @@ def build_f4(cfg: dict, artifact: Artifact) -> list[Path]:
     ax.set_xlim(right=frame["ops"].max() * 20)
     handles, labels = ax.get_legend_handles_labels()
     style.legend_below(fig, handles, labels, ncol=len(models))
-    return style.save(fig, cfg, artifact.name, frame)
+    return style.save(fig, plots, paths, artifact.name, frame)

@@ -40,9 +40,9 @@ def _pick_layers(names: list[str], k: int = 4) -> list[str]:
 def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
     """Per shown layer: the frame × channel grid (kept, or dropped with its frame or its
     channel) and the spatial feature mask, for the first test clip."""
-    paths = Paths(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
     model = cfg["models"][0]
-    point = data.illustrative_point(cfg, model)
+    point = data.illustrative_point(paths.dance_summary, model)
     path = paths.aap_masks(model, "dance", point)
     if not path.exists():
         raise DanceError(f"result file not found: {path} (made by `python -m dance "
@@ -50,11 +50,11 @@ def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
     masks = np.load(path)
     clip = most_pruned_clip(masks)
     layers = pruned_layers(masks, clip)
-    style.apply(cfg)
-    col = style.colors(cfg, 3)
+    style.apply(plots)
+    col = style.colors(plots, 3)
     cmap_tc = ListedColormap(["#e6e6e6", col[1], col[0]])   # frame dropped, channel dropped, kept
     cmap_fe = ListedColormap(["#e6e6e6", col[0]])
-    fig, axes = style.figure(cfg, len(layers), 2, height=0.85 * len(layers) + 0.7,
+    fig, axes = style.figure(plots, len(layers), 2, height=0.85 * len(layers) + 0.7,
                              gridspec_kw={"width_ratios": [2.2, 1]})
     rows: list[dict] = []
     for r, name in enumerate(layers):
@@ -64,7 +64,7 @@ def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
         grid = np.where(~fr[:, None], 0, np.where(~ch[None, :], 1, 2))
         ax = axes[r, 0]
         ax.imshow(grid, cmap=cmap_tc, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
-        small = cfg["plots"]["font_size"] - 1
+        small = plots["font_size"] - 1
         ax.set_ylabel(f"{name}\nframe")
         ax.set_yticks(sorted({0, len(fr) - 1}))
         ax.grid(False)
@@ -92,9 +92,9 @@ def build_f1(cfg: dict, artifact: Artifact) -> list[Path]:
     fig.suptitle(f"{model}, DANCE point {point} (fewest MACs), test clip "
                  f"{int(masks['clip'][clip])} (difficulty {float(masks['difficulty'][clip]):.2f})"
                  f"\nthe most-pruned saved clip and its most pruned layers",
-                 fontsize=cfg["plots"]["font_size"] - 1)
+                 fontsize=plots["font_size"] - 1)
     frame = pd.DataFrame(rows).assign(model=model, point=point, clip=int(masks["clip"][clip]))
-    return style.save(fig, cfg, artifact.name, frame)
+    return style.save(fig, plots, paths, artifact.name, frame)
 
 
 def pruned_layers(masks, clip: int, k: int = 4) -> list[str]:
@@ -131,17 +131,18 @@ def spread_clips(dec: pd.DataFrame, n: int) -> list[int]:
     return [order[i] for i in np.linspace(0, len(order) - 1, n).round().astype(int)]
 
 
-def _decisions(cfg: dict, model: str, point: int) -> pd.DataFrame:
-    path = Paths(cfg).aap_decisions(model, "dance", point)
+def _decisions(paths: Paths, model: str, point: int) -> pd.DataFrame:
+    path = paths.aap_decisions(model, "dance", point)
     return data.csv(path, "python -m dance evaluate-aap")
 
 
 def build_f3(cfg: dict, artifact: Artifact) -> list[Path]:
     """Heat maps clip × layer of the share pruned, one per dimension."""
+    paths, plots = Paths(cfg), cfg["plots"]
     model = cfg["models"][0]
-    point = data.illustrative_point(cfg, model)
-    dec = _decisions(cfg, model, point)
-    n = cfg["plots"]["example_clips"]
+    point = data.illustrative_point(paths.dance_summary, model)
+    dec = _decisions(paths, model, point)
+    n = plots["example_clips"]
     chosen = spread_clips(dec, n)
     dec = dec[dec["clip"].isin(chosen)]
     layers = list(dict.fromkeys(dec["layer"]))
@@ -150,8 +151,8 @@ def build_f3(cfg: dict, artifact: Artifact) -> list[Path]:
         share = 1 - dec[f"{dim}_kept"] / dec[f"{dim}_total"]
         tidy.append(dec[["clip", "layer", "difficulty"]].assign(dim=dim, pruned_share=share))
     frame = pd.concat(tidy, ignore_index=True)
-    style.apply(cfg)
-    fig, axes = style.figure(cfg, 1, 3, wide=True, height=0.9 + 0.16 * min(n, dec["clip"].nunique()),
+    style.apply(plots)
+    fig, axes = style.figure(plots, 1, 3, wide=True, height=0.9 + 0.16 * min(n, dec["clip"].nunique()),
                              sharey=True)
     image = None
     for j, dim in enumerate(DIMS):
@@ -173,14 +174,15 @@ def build_f3(cfg: dict, artifact: Artifact) -> list[Path]:
     cbar.set_label("share pruned")
     fig.suptitle(f"{model}, DANCE point {point} (fewest MACs): {grid.shape[0]} test clips "
                  f"spread over the difficulty range")
-    return style.save(fig, cfg, artifact.name, frame.assign(model=model, point=point))
+    return style.save(fig, plots, paths, artifact.name, frame.assign(model=model, point=point))
 
 
 def build_f7(cfg: dict, artifact: Artifact) -> list[Path]:
     """Per model: share of frames, channels and features pruned at each layer (bars) and
     the share of that layer's MACs saved (markers), test-split means."""
-    paths = Paths(cfg)
-    _, picks = data.reported_points(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     models = [m for m in cfg["models"] if m in picks]
     if not models:
         raise DanceError(f"{paths.dance_summary} has no DANCE operating point")
@@ -193,9 +195,9 @@ def build_f7(cfg: dict, artifact: Artifact) -> list[Path]:
                     "pruned_layer": layer["pruned"], "macs_saved": 1 - layer["macs_ratio"]}
             rows += [{**base, "dim": d, "pruned_share": 1 - layer[f"{d}_kept"]} for d in DIMS]
     frame = pd.DataFrame(rows)
-    style.apply(cfg)
-    col = style.color_map(cfg, DIMS)
-    fig, axes = style.figure(cfg, len(models), 1, height=1.45 * len(models) + 0.6)
+    style.apply(plots)
+    col = style.color_map(plots, DIMS)
+    fig, axes = style.figure(plots, len(models), 1, height=1.45 * len(models) + 0.6)
     width = 0.8 / len(DIMS)
     for r, model in enumerate(models):
         ax = axes[r, 0]
@@ -215,4 +217,4 @@ def build_f7(cfg: dict, artifact: Artifact) -> list[Path]:
     axes[-1, 0].set_xlabel("layer (input of)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     style.legend_below(fig, handles, labels, ncol=2)
-    return style.save(fig, cfg, artifact.name, frame)
+    return style.save(fig, plots, paths, artifact.name, frame)

@@ -24,22 +24,22 @@ PAPER_EFFICIENCY = 1.47
 
 
 def build_f10(cfg: dict, artifact: Artifact) -> list[Path]:
-    paths = Paths(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
     matched = data.optional_csv(paths.comparison_matched, data.MATCHED_COLUMNS)
     comparison = data.optional_csv(paths.comparison, ["method", "model", "top1"])
     if matched is None or comparison is None:
         missing = paths.comparison_matched if matched is None else paths.comparison
-        return style.unavailable(cfg, artifact.name, artifact.title,
+        return style.unavailable(plots, paths, artifact.name, artifact.title,
                                  f"{missing.name} has not been produced (comparison stage)")
     preset = cfg["energy"]["presets"][0]
     energy_col = f"energy_{preset}"
-    style.apply(cfg)
-    fig, axes = style.figure(cfg, 1, 2, wide=True, height=cfg["plots"]["column_width"] * 0.75,
+    style.apply(plots)
+    fig, axes = style.figure(plots, 1, 2, wide=True, height=plots["column_width"] * 0.75,
                              gridspec_kw={"width_ratios": [1.6, 1]})
     ax = axes[0, 0]
     rows = []
     methods = list(dict.fromkeys(comparison["method"]))
-    col, marks = style.color_map(cfg, methods), style.marker_map(methods)
+    col, marks = style.color_map(plots, methods), style.marker_map(methods)
     models = list(dict.fromkeys(comparison["model"]))
     for k, model in enumerate(models):
         part = comparison[comparison["model"] == model]
@@ -61,7 +61,7 @@ def build_f10(cfg: dict, artifact: Artifact) -> list[Path]:
     ax.set_ylabel("top-1 (%)")
     bx = axes[0, 1]
     labels = [f"{m}\n{p}" for m, p in zip(matched["model"], matched["preset"], strict=True)]
-    bx.bar(range(len(matched)), matched["efficiency_ratio"], color=style.colors(cfg, 1)[0],
+    bx.bar(range(len(matched)), matched["efficiency_ratio"], color=style.colors(plots, 1)[0],
            label="vs best compared method")
     bx.plot(range(len(matched)), pd.to_numeric(matched["efficiency_vs_dense"], errors="coerce"),
             linestyle="none", marker="o", markerfacecolor="none", color="k", label="vs dense")
@@ -97,4 +97,4 @@ def build_f10(cfg: dict, artifact: Artifact) -> list[Path]:
         handles += h
         names += lab
     style.legend_below(fig, handles, names, ncol=4)
-    return style.save(fig, cfg, artifact.name, rows)
+    return style.save(fig, plots, paths, artifact.name, rows)

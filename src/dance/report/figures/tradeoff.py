@@ -23,12 +23,13 @@ from dance.report.data import VARIANT_LABELS
 from dance.report.registry import Artifact
 
 
-def tradeoff_rows(cfg: dict) -> pd.DataFrame:
-    """One row per method × model × point: top1, macs_ratio (p5/p95 where known), source."""
-    paths = Paths(cfg)
-    summary, picks = data.reported_points(cfg)
+def tradeoff_rows(paths: Paths, models: list[str], tolerance_points: float) -> pd.DataFrame:
+    """One row per method × model × point: top1, macs_ratio (p5/p95 where known), source;
+    ``reported`` marks each model's reported DANCE point (`tolerance_points`:
+    ``claims.accuracy_tolerance``)."""
+    summary, picks = data.reported_points(paths.dance_summary, models, tolerance_points)
     rows = []
-    for model in cfg["models"]:
+    for model in models:
         base = data.read_json(paths.evaluation(model, "baseline"), "python -m dance evaluate")
         rows.append({"model": model, "method": "dense", "operating_point": "dense",
                      "top1": base["top1"], "macs_ratio": 1.0, "source": "dance_summary"})
@@ -55,13 +56,13 @@ def tradeoff_rows(cfg: dict) -> pd.DataFrame:
 
 
 def build_f6(cfg: dict, artifact: Artifact) -> list[Path]:
-    frame = tradeoff_rows(cfg)
-    models = cfg["models"]
+    paths, plots, models = Paths(cfg), cfg["plots"], cfg["models"]
+    frame = tradeoff_rows(paths, models, cfg["claims"]["accuracy_tolerance"])
     methods = list(dict.fromkeys(frame["method"]))
-    style.apply(cfg)
-    col, marks = style.color_map(cfg, methods), style.marker_map(methods)
-    fig, axes = style.figure(cfg, 1, len(models), wide=len(models) > 1,
-                             height=cfg["plots"]["column_width"] * 0.8, sharey=True)
+    style.apply(plots)
+    col, marks = style.color_map(plots, methods), style.marker_map(methods)
+    fig, axes = style.figure(plots, 1, len(models), wide=len(models) > 1,
+                             height=plots["column_width"] * 0.8, sharey=True)
     for j, model in enumerate(models):
         ax = axes[0, j]
         part = frame[frame["model"] == model]
@@ -92,13 +93,12 @@ def build_f6(cfg: dict, artifact: Artifact) -> list[Path]:
     style.legend_below(fig, handles, labels, ncol=3)
     if not (frame["source"] == "comparison").any():
         fig.text(0.99, 0.99, "other methods: not available yet", ha="right", va="top",
-                 fontsize=cfg["plots"]["font_size"] - 2, color="0.4")
-    return style.save(fig, cfg, artifact.name, frame)
+                 fontsize=plots["font_size"] - 2, color="0.4")
+    return style.save(fig, plots, paths, artifact.name, frame)
 
 
-def clip_macs(cfg: dict, model: str, point: int) -> pd.DataFrame:
+def clip_macs(paths: Paths, model: str, point: int) -> pd.DataFrame:
     """Per test clip: whole-network MAC ratio, difficulty, correct."""
-    paths = Paths(cfg)
     ev = data.read_json(paths.aap_eval(model, "dance", point), "python -m dance evaluate-aap")
     dec = data.csv(paths.aap_decisions(model, "dance", point), "python -m dance evaluate-aap")
     per_clip = dec.groupby("clip").agg(macs=("macs", "sum"), difficulty=("difficulty", "first"),
@@ -110,16 +110,18 @@ def clip_macs(cfg: dict, model: str, point: int) -> pd.DataFrame:
 
 
 def build_f8(cfg: dict, artifact: Artifact) -> list[Path]:
-    _, picks = data.reported_points(cfg)
+    paths, plots = Paths(cfg), cfg["plots"]
+    _, picks = data.reported_points(paths.dance_summary, cfg["models"],
+                                    cfg["claims"]["accuracy_tolerance"])
     models = [m for m in cfg["models"] if m in picks]
     if not models:
-        raise DanceError(f"{Paths(cfg).dance_summary} has no DANCE operating point")
-    frame = pd.concat([clip_macs(cfg, m, int(picks[m]["operating_point"])) for m in models],
+        raise DanceError(f"{paths.dance_summary} has no DANCE operating point")
+    frame = pd.concat([clip_macs(paths, m, int(picks[m]["operating_point"])) for m in models],
                       ignore_index=True)
-    style.apply(cfg)
-    col = style.color_map(cfg, ["correct", "wrong"])
-    fig, axes = style.figure(cfg, 1, len(models), wide=len(models) > 1,
-                             height=cfg["plots"]["column_width"] * 0.75, sharey=True)
+    style.apply(plots)
+    col = style.color_map(plots, ["correct", "wrong"])
+    fig, axes = style.figure(plots, 1, len(models), wide=len(models) > 1,
+                             height=plots["column_width"] * 0.75, sharey=True)
     for j, model in enumerate(models):
         ax = axes[0, j]
         part = frame[frame["model"] == model]
@@ -137,4 +139,4 @@ def build_f8(cfg: dict, artifact: Artifact) -> list[Path]:
             ax.set_ylabel("effective MACs (% of dense)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     style.legend_below(fig, handles, labels, ncol=2)
-    return style.save(fig, cfg, artifact.name, frame)
+    return style.save(fig, plots, paths, artifact.name, frame)

@@ -91,11 +91,11 @@ def latex(name: str, title: str, columns: Sequence[Column], cells: list[list[str
         r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
 
 
-def write_table(cfg: dict, name: str, title: str, frame: pd.DataFrame,
+def write_table(paths: Paths, name: str, title: str, frame: pd.DataFrame,
                 columns: Sequence[Column], note: str = "") -> list[Path]:
     """Write ``tables/<name>.{csv,md,tex}`` from `frame` (one row per table row), the three
     renamed into place together (:func:`dance.io.atomic_paths`)."""
-    out = [Paths(cfg).table(name, ext) for ext in ("csv", "md", "tex")]
+    out = [paths.table(name, ext) for ext in ("csv", "md", "tex")]
     keys = [c.key for c in columns]
     records = frame.to_dict("records") if len(frame) else []
     shown = [c for c in columns if c.display]
@@ -107,8 +107,8 @@ def write_table(cfg: dict, name: str, title: str, frame: pd.DataFrame,
     return out
 
 
-def write_unavailable(cfg: dict, name: str, title: str, columns: Sequence[Column],
+def write_unavailable(paths: Paths, name: str, title: str, columns: Sequence[Column],
                       reason: str) -> list[Path]:
     """The table when its input does not exist yet: no rows, and the reason in the note."""
-    return write_table(cfg, name, title, pd.DataFrame(columns=[c.key for c in columns]),
+    return write_table(paths, name, title, pd.DataFrame(columns=[c.key for c in columns]),
                        columns, note=f"Not available yet: {reason}")

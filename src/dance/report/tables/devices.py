@@ -31,9 +31,9 @@ def build_t3(cfg: dict, artifact: Artifact) -> list[Path]:
     paths = Paths(cfg)
     frame = data.optional_csv(paths.devices_summary, data.DEVICE_COLUMNS)
     if frame is None:
-        return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
+        return write_unavailable(paths, artifact.name, artifact.title, COLUMNS,
                                  f"{paths.devices_summary.name} has not been produced (device stage).")
-    return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
+    return write_table(paths, artifact.name, artifact.title, frame, COLUMNS,
                        note="Latency: batch 1, median of timed runs. Energy: measured on the "
                             "device's power rail where the status says measured; devices "
                             "not attached are not measured (the paper's speed-up beside).")

@@ -34,18 +34,18 @@ COLUMNS = [
 ]
 
 
-def rows(cfg: dict) -> pd.DataFrame:
-    paths = Paths(cfg)
+def rows(paths: Paths, models: list[str], dataset: str) -> pd.DataFrame:
+    """One row per model of `models` (trained on data set `dataset`)."""
     profile = data.csv(paths.profile_summary, "python -m dance profile").set_index("model")
     out = []
-    for model in cfg["models"]:
+    for model in models:
         base = data.read_json(paths.evaluation(model, "baseline"), "python -m dance evaluate")
         ava = data.read_json(paths.evaluation(model, "ava"), "python -m dance evaluate")
         summary = data.read_json(paths.ava_summary(model), "python -m dance ava-stats")
         dims = summary["dims"].values()
         prof = profile.loc[model] if model in profile.index else None
         out.append({
-            "model": model, "dataset": cfg["dataset"]["name"],
+            "model": model, "dataset": dataset,
             "classes": len(base["classes"]), "test_clips": base["clips"],
             "input_shape": None if prof is None else prof["input_shape"],
             "params": None if prof is None else int(prof["params"]),
@@ -70,7 +70,9 @@ def _dense_macs(prof: pd.Series | None) -> dict[str, int | None]:
 
 
 def build_t1(cfg: dict, artifact: Artifact) -> list[Path]:
-    return write_table(cfg, artifact.name, artifact.title, rows(cfg), COLUMNS,
+    paths = Paths(cfg)
+    return write_table(paths, artifact.name, artifact.title,
+                       rows(paths, cfg["models"], cfg["dataset"]["name"]), COLUMNS,
                        note="Dense MACs: exact count (one multiply-add = one MAC; taps that "
                             "read a conv's zero padding are not MACs), the convention of "
                             "every MAC number of T2-T4, the figures and the claims; fvcore's "

@@ -20,11 +20,12 @@ from dance.report.registry import Artifact
 from dance.report.tables.common import Column, pct, points, times, write_table
 
 
-def rows(cfg: dict) -> tuple[pd.DataFrame, list[str]]:
-    """(table rows, energy presets found)."""
-    summary = data.csv(Paths(cfg).dance_summary, "python -m dance dance-summary")
-    tol = cfg["claims"]["accuracy_tolerance"]
-    chosen = {m: data.select_point(summary, m, tol) for m in summary["model"].unique()}
+def rows(summary_csv: Path, tolerance_points: float) -> tuple[pd.DataFrame, list[str]]:
+    """(table rows, energy presets found) of ``dance_summary.csv``; the reported point is
+    chosen within `tolerance_points` (``claims.accuracy_tolerance``)."""
+    summary = data.csv(summary_csv, "python -m dance dance-summary")
+    chosen = {m: data.select_point(summary, m, tolerance_points)
+              for m in summary["model"].unique()}
     presets = [c[len("energy_"):-len("_ratio_model")] for c in summary.columns
                if c.startswith("energy_") and c.endswith("_ratio_model")]
     out = []
@@ -57,7 +58,9 @@ def _range(lo: str, hi: str):
 
 
 def build_t2(cfg: dict, artifact: Artifact) -> list[Path]:
-    frame, presets = rows(cfg)
+    paths = Paths(cfg)
+    tol = cfg["claims"]["accuracy_tolerance"]
+    frame, presets = rows(paths.dance_summary, tol)
     if len(frame):
         frame["macs_range"] = frame.apply(_range("macs_ratio_p5", "macs_ratio_p95"), axis=1)
     columns = [
@@ -76,9 +79,8 @@ def build_t2(cfg: dict, artifact: Artifact) -> list[Path]:
         Column("speedup_measured", "Host speed-up (measured)", times),
         Column("reported", "Reported point"),
     ]
-    tol = cfg["claims"]["accuracy_tolerance"]
     note = (f"MACs: exact count from the controller's per-clip decisions on the test split. "
             f"Memory accesses and energy: analytic model estimates. Pruned shares: mean "
             f"over the pruned layers. Reported point: the DANCE point with the fewest MACs "
             f"within {tol:g} top-1 point(s) of dense (claims.accuracy_tolerance).")
-    return write_table(cfg, artifact.name, artifact.title, frame, columns, note=note)
+    return write_table(paths, artifact.name, artifact.title, frame, columns, note=note)

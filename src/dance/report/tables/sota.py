@@ -16,6 +16,8 @@ Until that stage has run, the table has no rows and says so ("not available yet"
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -59,18 +61,17 @@ def _epochs_trained(path: Path) -> int | None:
         return sum(1 for _ in csv.DictReader(fh))
 
 
-def training_budget(cfg: dict, model: str, method: str | None, point=None) -> str | None:
+def training_budget(paths: Paths, model: str, method: str | None, point=None, *,
+                    dataset: dict, ava: dict, aap: dict, sota: dict) -> str | None:
     """What trained a T4 row's network from the dense baseline, in epochs and clip passes.
     The epochs are read from the stages' histories (what the run really did; the config's
-    values where a history is missing); the train split's size is known for the generated
-    data set, otherwise epochs only."""
+    `ava`, `aap` and `sota` sections where a history is missing); the train split's size is
+    known for the generated `dataset`, otherwise epochs only."""
     if method is None or isinstance(method, float):
         return None
-    paths = Paths(cfg)
-    synthetic = cfg["dataset"]["name"] == "synthetic"
-    train = cfg["dataset"]["synthetic"]["train_clips"] if synthetic else None
-    aap = cfg["aap"]
-    finetune = cfg["sota"].get("epochs") or cfg["ava"]["epochs"]
+    synthetic = dataset["name"] == "synthetic"
+    train = dataset["synthetic"]["train_clips"] if synthetic else None
+    finetune = sota.get("epochs") or ava["epochs"]
     method, point = str(method).lower(), str(point)
 
     def trained(path: Path, default: int) -> int:
@@ -78,10 +79,10 @@ def training_budget(cfg: dict, model: str, method: str | None, point=None) -> st
         return default if found is None else found
 
     if method == "dance":
-        ava = trained(paths.history(model, "ava"), cfg["ava"]["epochs"])
+        ava_epochs = trained(paths.history(model, "ava"), ava["epochs"])
         ctrl = (trained(paths.aap_history(model, "dance", int(point)), aap["epochs"])
                 if point.isdigit() else aap["epochs"])
-        return (f"AVA {_epochs(ava, train)} + controller {ctrl} × {aap['train_clips']:,} "
+        return (f"AVA {_epochs(ava_epochs, train)} + controller {ctrl} × {aap['train_clips']:,} "
                 f"clip passes (backbone frozen)")
     dynamic = method in DYNAMIC_METHOD
     stage = (dynamic_stage(DYNAMIC_METHOD[method], point) if dynamic
@@ -90,7 +91,7 @@ def training_budget(cfg: dict, model: str, method: str | None, point=None) -> st
         return None
     epochs = _epochs(trained(paths.history(model, stage), finetune), train)
     if method == "selector":
-        head = trained(paths.sota_history(model, "selector"), cfg["sota"]["selector"]["epochs"])
+        head = trained(paths.sota_history(model, "selector"), sota["selector"]["epochs"])
         return f"both L1 nets {epochs} + selector head {head} epochs on the val split"
     return epochs + (" (with its decisions)" if dynamic else "")
 
@@ -104,8 +105,10 @@ def _lookup(comparison: pd.DataFrame | None, model: str, method: str, point) -> 
     return hit.iloc[0].to_dict() if len(hit) else {}
 
 
-def rows(cfg: dict) -> pd.DataFrame | None:
-    paths = Paths(cfg)
+def rows(paths: Paths, budget: Callable[[str, str | None, object], str | None],
+         ) -> pd.DataFrame | None:
+    """T4's rows (None before the comparison ran); `budget(model, method, point)` states a
+    side's training (:func:`training_budget` with the config's sections)."""
     matched = data.optional_csv(paths.comparison_matched, data.MATCHED_COLUMNS)
     if matched is None:
         return None
@@ -115,10 +118,9 @@ def rows(cfg: dict) -> pd.DataFrame | None:
         mine = _lookup(comparison, r["model"], "dance", r["dance_point"])
         other = _lookup(comparison, r["model"], r["best_other_method"], r["best_other_point"])
         out.append({**r.to_dict(),
-                    "dance_training": training_budget(cfg, r["model"], "dance",
-                                                      r["dance_point"]),
-                    "other_training": training_budget(cfg, r["model"], r["best_other_method"],
-                                                      r["best_other_point"]),
+                    "dance_training": budget(r["model"], "dance", r["dance_point"]),
+                    "other_training": budget(r["model"], r["best_other_method"],
+                                             r["best_other_point"]),
                     "dance_top1": mine.get("top1"), "dance_macs_ratio": mine.get("macs_ratio"),
                     "dance_memory_ratio": mine.get("memory_ratio"),
                     "dance_speedup": mine.get("speedup_measured"),
@@ -129,12 +131,14 @@ def rows(cfg: dict) -> pd.DataFrame | None:
 
 
 def build_t4(cfg: dict, artifact: Artifact) -> list[Path]:
-    frame = rows(cfg)
+    paths = Paths(cfg)
+    frame = rows(paths, partial(training_budget, paths, dataset=cfg["dataset"],
+                                ava=cfg["ava"], aap=cfg["aap"], sota=cfg["sota"]))
     if frame is None:
-        return write_unavailable(cfg, artifact.name, artifact.title, COLUMNS,
-                                 f"{Paths(cfg).comparison_matched.name} has not been produced "
+        return write_unavailable(paths, artifact.name, artifact.title, COLUMNS,
+                                 f"{paths.comparison_matched.name} has not been produced "
                                  f"(state-of-the-art comparison stage).")
-    return write_table(cfg, artifact.name, artifact.title, frame, COLUMNS,
+    return write_table(paths, artifact.name, artifact.title, frame, COLUMNS,
                        note="Energy, memory accesses: analytic model estimates (per clip). "
                             "Matched accuracy and the choice of points: the comparison stage "
                             "(comparison_matched.csv, column note). Ratio > 1: DANCE needs "
