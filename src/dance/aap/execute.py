@@ -290,11 +290,20 @@ class PrunedConv:
         else:
             tau_fr, tau_ch, tau_fe = (float(v) for v in tau)
             frames = channels = features = None
-            if tau_fr > 0 or tau_ch > 0:
+            # Without a channel decision one reduction serves every profile: the sums over
+            # the channels [T, H·W] give the frame profile and, over the kept frames, the
+            # feature profile (numpy on a small array instead of a second pass over `x`).
+            thw = None
+            if tau_fr > 0 or tau_ch > 0 or tau_fe > 0:
                 mag = a if self.nonneg else a.abs()
-                ct = self._host(sum_in_memory_order(mag, (2, 3)))     # [C,T]
+                if tau_ch > 0:
+                    ct = self._host(sum_in_memory_order(mag, (2, 3)))     # [C,T]
+                    frame_sums = ct.sum(0)
+                else:
+                    thw = self._host(sum_in_memory_order(mag, (0,))).reshape(t, h * w)
+                    frame_sums = thw.sum(1)
                 if tau_fr > 0:
-                    keep = _keep(ct.sum(0), tau_fr)
+                    keep = _keep(frame_sums, tau_fr)
                     if not keep.all():
                         frames = np.flatnonzero(keep).tolist()
                 if tau_ch > 0:
@@ -326,11 +335,15 @@ class PrunedConv:
             parts = [a.index_select(1, fr) for fr, *_ in plan]
         keep_hw = None               # the feature decision as a numpy bool map [H,W]
         if tau_fe > 0:
-            fe = None
-            for part in parts:
-                s = sum_in_memory_order(part if self.nonneg else part.abs(), (0, 1))
-                fe = s if fe is None else fe + s
-            keep = _keep(self._host(fe).reshape(-1), tau_fe)
+            if thw is not None:
+                fe = (thw if frames is None else thw[frames]).sum(0)
+            else:                    # over the kept channels: the gathered parts
+                fe = None
+                for part in parts:
+                    s = sum_in_memory_order(part if self.nonneg else part.abs(), (0, 1))
+                    fe = s if fe is None else fe + s
+                fe = self._host(fe).reshape(-1)
+            keep = _keep(fe, tau_fe)
             if not keep.all():
                 keep_hw = keep.reshape(h, w)
                 features = self._to_device(keep_hw.astype(np.float32))
