@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dance.aap import execute
 from dance.aap.controller import Controller, first_layer_stats, stats_ops
@@ -409,6 +410,92 @@ def test_first_layer_stats_reduce_contiguous_rows_in_the_standard_format(stride)
     assert spy.calls
     strided = [(name, dims) for name, contiguous, dims in spy.calls if not contiguous]
     assert strided == [], strided
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen ops run while active (at batch 1 a step's cost here is its count of
+    op calls more than their arithmetic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.__name__.split(".")[0])
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_controller_inference_equals_its_training_path_and_follows_weight_changes(
+        channels_last, stride):
+    """Without gradients the controller folds its linear steps into its two layers (fewer
+    op calls per clip); the thresholds equal the training path's, and the fold follows every
+    change of the weights, the standardisation and the mask made in place (the bench's
+    probes scale the mask; loading a checkpoint copies into the parameters). A stale fold
+    would give the old thresholds."""
+    gen = torch.Generator().manual_seed(3)
+    ctrl = Controller(6, 4, 5, hidden=16, tau_max=1.5, tau_init=0.2, stats_stride=stride)
+    nn.init.normal_(ctrl.net[2].weight, 0.0, 0.5, generator=gen)
+    a = torch.rand(2, 6, 4, 10, 10, generator=gen) * torch.rand(1, 6, 1, 1, 1, generator=gen)
+    if channels_last:
+        a = a.contiguous(memory_format=torch.channels_last_3d)
+    ctrl.calibrate(torch.cat([first_layer_stats(a, stride), first_layer_stats(a * 1.3, stride)]))
+
+    def both():
+        with torch.enable_grad():
+            ref = ctrl(a).detach()
+        with torch.no_grad():
+            return ref, ctrl(a)
+
+    ref, fast = both()
+    torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-5)
+    with torch.no_grad(), _OpCounter() as ops:
+        ctrl(a)
+    with _OpCounter() as training_ops:
+        ctrl(a)
+    assert len(ops.names) < len(training_ops.names)
+    changes = [lambda: ctrl.mask[1].zero_(), lambda: ctrl.mask.mul_(0.5),
+               lambda: ctrl.net[0].weight.mul_(-1.0), lambda: ctrl.sigma.mul_(2.0),
+               lambda: ctrl.load_state_dict({k: v + 0.1 if v.is_floating_point() else v
+                                             for k, v in ctrl.state_dict().items()})]
+    for change in changes:
+        with torch.no_grad():
+            change()
+        ref_changed, fast_changed = both()
+        assert not torch.allclose(ref_changed, ref)
+        torch.testing.assert_close(fast_changed, ref_changed, atol=2e-5, rtol=1e-5)
+        ref = ref_changed
+
+
+def test_pruned_conv_without_thresholds_is_the_dense_conv_and_nothing_else():
+    """All thresholds 0 (a layer the controller leaves alone for this clip): one conv call,
+    no profile, no output copy."""
+    conv = nn.Conv3d(4, 6, 3, 1, 1, bias=True)
+    plan = PrunedConv(conv, nonneg=True)
+    x = torch.rand(1, 4, 5, 9, 9)
+    with _OpCounter() as ops:
+        out, decision = plan(x, (0.0, 0.0, 0.0))
+    assert len(ops.names) == 1 and "convolution" in ops.names[0], ops.names
+    assert decision == (None, None, None)
+    torch.testing.assert_close(out, conv(x), atol=1e-5, rtol=1e-4)
+
+
+def test_window_outputs_never_share_memory_with_each_other_or_the_cached_fill():
+    """The bias-filled output a window is copied into is cached per shape and cloned per
+    call: writing into one call's output (an in-place ReLU downstream) must change neither
+    the next call's output nor what lies outside its window."""
+    gen = torch.Generator().manual_seed(4)
+    conv = nn.Conv3d(4, 5, 3, 1, 1, bias=True)
+    nn.init.uniform_(conv.bias, -1.0, -0.5)          # negative: a ReLU would change it
+    plan = PrunedConv(conv)
+    x = torch.rand(1, 4, 4, 12, 12, generator=gen)
+    fe = _blob(12, 12, 3, 6, 4, 7, gen)
+    first, _ = plan(x, decision=(None, None, fe))
+    first.relu_()
+    second, _ = plan(x, decision=(None, None, fe))
+    torch.testing.assert_close(second, conv(x * fe), atol=1e-5, rtol=1e-4)
+    assert first.data_ptr() != second.data_ptr()
 
 
 def test_batched_effective_macs_equal_the_measurement_layer():

@@ -282,6 +282,10 @@ class PrunedConv:
         `x` must be non-negative when `nonneg` is set (post-ReLU site inputs): the profiles
         then skip the ``abs`` pass.
         """
+        if decision is None and not (tau[0] > 0 or tau[1] > 0 or tau[2] > 0):
+            # nothing is decided for this clip: the dense conv, with no bookkeeping
+            return conv3d(x, self.weight_cl if is_channels_last(x) else self.weight, self.bias,
+                          self.stride, self.padding), (None, None, None)
         _, c, t, h, w = x.shape
         a = x[0]
         if decision is not None:
@@ -298,12 +302,10 @@ class PrunedConv:
                 mag = a if self.nonneg else a.abs()
                 if tau_ch > 0:
                     ct = self._host(sum_in_memory_order(mag, (2, 3)))     # [C,T]
-                    frame_sums = ct.sum(0)
                 else:
                     thw = self._host(sum_in_memory_order(mag, (0,))).reshape(t, h * w)
-                    frame_sums = thw.sum(1)
                 if tau_fr > 0:
-                    keep = _keep(frame_sums, tau_fr)
+                    keep = _keep(ct.sum(0) if thw is None else thw.sum(1), tau_fr)
                     if not keep.all():
                         frames = np.flatnonzero(keep).tolist()
                 if tau_ch > 0:
@@ -352,7 +354,8 @@ class PrunedConv:
         window = None if keep_hw is None else self._window(keep_hw, h, w)
         if window is not None:       # only the window's input rows/columns, dropped ones zeroed
             inner = window.mask_inside(keep_hw)
-            parts = [_crop(part, inner, window, self._to_device) for part in parts]
+            mask = None if inner is None else self._to_device(inner.astype(np.float32))
+            parts = [_crop(part, mask, window) for part in parts]
         elif features is not None:   # in place unless the part is still a view of `x`
             parts = [part * features if _shares_memory(part, x) else part.mul_(features)
                      for part in parts]
@@ -401,10 +404,31 @@ class PrunedConv:
     def _window(self, keep: np.ndarray, h: int, w: int) -> Window | None:
         """The output window of the bool feature map `keep` [H,W], or None when convolving
         the whole map is cheaper (window input area > `crop_max` of the map's)."""
-        win = crop_window(keep, (self.kh, self.kw), self.stride[1:], self.padding[1:])
-        if win is None or win.in_area > self.crop_max * h * w:
+        rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+        if rows.size == 0:
             return None
-        return win
+        key = ("win", h, w, int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1]))
+        if key not in self._cache:      # one window per bounding box of the kept features
+            win = crop_window(keep, (self.kh, self.kw), self.stride[1:], self.padding[1:])
+            self._cache[key] = (None if win is None or win.in_area > self.crop_max * h * w
+                                else win)
+        return self._cache[key]
+
+    def _filled(self, y: Tensor, t_out: int, ho: int, wo: int) -> Tensor:
+        """The full output [1,Cout,T_out,H',W'] as it is where no kept input
+        reaches: the bias (or 0), in `y`'s memory format; cached per shape and format (a
+        clone of it and one copy of the computed part cost two op calls; filling an empty
+        output around the part took four to six, 2026-12-07)."""
+        fmt = _format(y)
+        key = ("fill", t_out, ho, wo, fmt, y.dtype)
+        full = self._cache.get(key)
+        if full is None:
+            full = torch.empty(1, self.cout, t_out, ho, wo, dtype=y.dtype, device=y.device,
+                               memory_format=fmt).zero_()
+            if self.bias is not None:
+                full += self.bias.view(1, -1, 1, 1, 1).to(y.dtype)
+            self._cache[key] = full
+        return full
 
     def _embed(self, y: Tensor, window: Window | None, h: int, w: int,
                span: tuple[int, int, int, int] | None = None) -> Tensor:
@@ -415,21 +439,10 @@ class PrunedConv:
         t_out, o0, j0, n = (y.shape[2], 0, 0, y.shape[2]) if span is None else span
         if window is None and (o0, j0, n) == (0, 0, t_out) and y.shape[2] == t_out:
             return y
-        ho, wo = self._out_hw(h, w)
-        full = torch.empty(1, self.cout, t_out, ho, wo, dtype=y.dtype, device=y.device,
-                           memory_format=_format(y))
-        # a window: one fill of the whole map (filling only the strips around it saved less
-        # memory traffic than its three more op calls cost, measured 2026-12-07); a frame
-        # run alone: only the output frames outside it
-        for part in ([full] if window is not None else [full[:, :, :o0], full[:, :, o0 + n:]]):
-            if part.numel() == 0:
-                continue
-            if self.bias is None:
-                part.zero_()
-            else:
-                part.copy_(self.bias.view(1, -1, 1, 1, 1).expand_as(part))
-        (r0, r1), (c0, c1) = (window.rows, window.cols) if window else ((0, ho - 1), (0, wo - 1))
-        full[:, :, o0:o0 + n, r0:r1 + 1, c0:c1 + 1] = y[:, :, j0:j0 + n]
+        full = self._filled(y, t_out, *self._out_hw(h, w)).clone()
+        r0, c0 = (window.rows[0], window.cols[0]) if window else (0, 0)
+        full.narrow(2, o0, n).narrow(3, r0, y.shape[3]).narrow(4, c0, y.shape[4]).copy_(
+            y.narrow(2, j0, n))
         return full
 
 
@@ -488,40 +501,27 @@ def crop_window(keep, kernel: Sequence[int], stride: Sequence[int],
     return Window(ax_r[0], ax_c[0], ax_r[1], ax_c[1])
 
 
-def _crop(part: Tensor, inner: np.ndarray | None, window: Window, to_device) -> Tensor:
+def _crop(part: Tensor, mask: Tensor | None, window: Window) -> Tensor:
     """`part` [C,T,H,W] cut to the window's input rows/columns: zero beyond the map, the
-    dropped features zeroed (`inner`: the keep mask inside the map, None = all kept). Every
-    element of the crop is written once."""
+    dropped features zeroed (`mask`: the keep mask inside the map as 0/1, None = all kept),
+    in `part`'s memory format. Every element of the crop is written once (the zero border
+    by the allocation, the rest by one copy or product)."""
     c, t, h, w = part.shape
     (i0, i1), (j0, j1) = window.in_rows, window.in_cols
-    out = torch.empty(1, c, t, i1 - i0 + 1, j1 - j0 + 1, dtype=part.dtype, device=part.device,
-                      memory_format=_format(part.unsqueeze(0)))[0]
     a, b = max(i0, 0), min(i1, h - 1)
     e, f = max(j0, 0), min(j1, w - 1)
-    r0, r1, c0, c1 = a - i0, b - i0 + 1, e - j0, f - j0 + 1
-    for strip in _strips(out, r0, r1, c0, c1, i1 - i0 + 1, j1 - j0 + 1):
-        strip.zero_()                       # the zero padding the window reaches into
-    src, dst = part[:, :, a:b + 1, e:f + 1], out[:, :, r0:r1, c0:c1]
-    if inner is None:
+    src = part.narrow(2, a, b - a + 1).narrow(3, e, f - e + 1)
+    fmt = _format(part.unsqueeze(0))
+    if (a, b, e, f) == (i0, i1, j0, j1):       # inside the map: no zero border
+        return (src * mask if mask is not None
+                else src.unsqueeze(0).contiguous(memory_format=fmt)[0])
+    out = torch.empty(1, c, t, i1 - i0 + 1, j1 - j0 + 1, dtype=part.dtype, device=part.device,
+                      memory_format=fmt)[0].zero_()
+    dst = out.narrow(2, a - i0, b - a + 1).narrow(3, e - j0, f - e + 1)
+    if mask is None:
         dst.copy_(src)
     else:
-        torch.mul(src, to_device(inner.astype(np.float32)), out=dst)
-    return out
-
-
-def _strips(t: Tensor, r0: int, r1: int, c0: int, c1: int, rows: int, cols: int
-            ) -> list[Tensor]:
-    """The views of `t` [..., rows, cols] outside the box [r0:r1, c0:c1] (up to four
-    non-overlapping strips; none when the box covers the map)."""
-    out = []
-    if r0 > 0:
-        out.append(t[..., :r0, :])
-    if r1 < rows:
-        out.append(t[..., r1:, :])
-    if c0 > 0:
-        out.append(t[..., r0:r1, :c0])
-    if c1 < cols:
-        out.append(t[..., r0:r1, c1:])
+        torch.mul(src, mask, out=dst)
     return out
 
 
