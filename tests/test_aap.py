@@ -481,6 +481,35 @@ def test_pruned_conv_without_thresholds_is_the_dense_conv_and_nothing_else():
     torch.testing.assert_close(out, conv(x), atol=1e-5, rtol=1e-4)
 
 
+def test_a_kept_channel_set_seen_recently_reuses_its_sliced_weight():
+    """The weight sliced to a kept channel set is kept (LRU, `SLICED_WEIGHTS` sets): a
+    clip with a recent set skips the weight's gather; every output still equals the masked
+    reference, for more sets than the cache holds, on both execution paths."""
+    gen = torch.Generator().manual_seed(5)
+    for mode in ("compact", "taps"):
+        conv = nn.Conv3d(12, 5, 3, 1, 1, bias=True)
+        plan = PrunedConv(conv, frame_exec=mode)
+        x = torch.rand(1, 12, 4, 6, 6, generator=gen)
+        sets = [torch.randperm(12, generator=gen)[:k].sort().values
+                for k in range(2, 2 + execute.SLICED_WEIGHTS + 3)]
+        frames = [0, 1, 3]
+        for _ in range(2):
+            for ch in sets:
+                out, _ = plan(x, decision=(frames, ch, None))
+                cm = torch.zeros(12)
+                cm[ch] = 1
+                fm = torch.tensor([1.0, 1.0, 0.0, 1.0])
+                torch.testing.assert_close(out, conv(x * cm.view(1, 12, 1, 1, 1)
+                                                     * fm.view(1, 1, 4, 1, 1)),
+                                           atol=1e-5, rtol=1e-4)
+            assert len(plan._sliced_cache) == execute.SLICED_WEIGHTS
+        with _OpCounter() as ops:          # again: now a hit, one weight gather fewer
+            plan(x, decision=(frames, sets[-1], None))
+        with _OpCounter() as miss:
+            plan(x, decision=(frames, sets[0], None))
+        assert miss.names.count("index_select") > ops.names.count("index_select")
+
+
 def test_window_outputs_never_share_memory_with_each_other_or_the_cached_fill():
     """The bias-filled output a window is copied into is cached per shape and cloned per
     call: writing into one call's output (an in-place ReLU downstream) must change neither

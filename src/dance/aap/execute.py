@@ -44,6 +44,7 @@ plan object, its weights and its caches; split apart they would hand that state 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,7 @@ from torch import Tensor, nn
 from dance.nn.conv import conv3d
 
 FRAME_EXEC = ("auto", "compact", "taps")
+SLICED_WEIGHTS = 8       # weights sliced to a kept channel set, kept per plan (LRU)
 CHANNELS_LAST = torch.channels_last_3d
 
 
@@ -105,6 +107,23 @@ class PrunedConv:
                     self.cout * len(taps), self.cin, 1, self.kh, self.kw).contiguous()
                 self.groups[r] = (taps, stacked)
         self._cache: dict[tuple[int, tuple[int, ...]], list] = {}
+        self._sliced_cache: OrderedDict[tuple[int, bytes], Tensor] = OrderedDict()
+
+    def _sliced(self, weight: Tensor, channels: Tensor) -> Tensor:
+        """``weight[:, channels]``, the last `SLICED_WEIGHTS` slices kept per plan (on the
+        CPU): a clip whose kept channel set was seen recently skips the copy of the weight
+        (C3D's conv4b: 1.6 MB per call, about as long as its pruned conv)."""
+        if not self.on_cpu:
+            return weight.index_select(1, channels)
+        key = (weight.data_ptr(), channels.numpy().tobytes())
+        hit = self._sliced_cache.get(key)
+        if hit is None:
+            hit = self._sliced_cache[key] = weight.index_select(1, channels)
+            if len(self._sliced_cache) > SLICED_WEIGHTS:
+                self._sliced_cache.popitem(last=False)
+        else:
+            self._sliced_cache.move_to_end(key)
+        return hit
 
     def _index(self, values: Sequence[int]) -> Tensor:
         return torch.tensor(values, dtype=torch.long, device=self.device)
@@ -287,7 +306,7 @@ class PrunedConv:
             return conv3d(x, self.weight_cl if is_channels_last(x) else self.weight, self.bias,
                           self.stride, self.padding), (None, None, None)
         _, c, t, h, w = x.shape
-        a = x[0]
+        a = site = x[0]
         if decision is not None:
             frames, channels, features = decision
             tau_fe = 0.0
@@ -363,9 +382,9 @@ class PrunedConv:
         t_out = self.out_frames(t)
         ho, wo = self._out_hw(h, w) if window is None else window.out_size
         if plan is None:
-            inp = parts[0].unsqueeze(0)
+            inp = x if parts[0] is site else parts[0].unsqueeze(0)
             if channels is not None:     # (slicing the standard layout was the fastest)
-                wt = self.weight.index_select(1, channels)
+                wt = self._sliced(self.weight, channels)
             else:
                 wt = self.weight_cl if is_channels_last(inp) else self.weight
             padding = self.padding if window is None else (self.padding[0], 0, 0)
@@ -392,7 +411,7 @@ class PrunedConv:
         for part, (fr, stacked, nk, src, tgt) in zip(parts, plan, strict=True):
             if tgt is None:     # these frames reach no output frame (e.g. at a clip end)
                 continue
-            wr = stacked if channels is None else stacked.index_select(1, channels)
+            wr = stacked if channels is None else self._sliced(stacked, channels)
             y = conv3d(part.unsqueeze(0), wr, None, self.stride2d, padding2d)
             y = y.view(self.cout, nk * len(fr), ho * wo)
             outs.append((y if src is None else y.index_select(1, src), tgt))
@@ -546,6 +565,8 @@ def sum_in_memory_order(a: Tensor, dims: Sequence[int]) -> Tensor:
     batch 1 vs 0.01-0.02 ms when permuted to [T,H,W,C] first (C3D, 2 threads). The two
     profiles of such an input ((H,W) → [C,T], (C,T) → [H,W]) go through
     :func:`_profile_tc_last`, which reduces adjacent dimensions only."""
+    if a.is_contiguous():
+        return a.sum(dims)
     if a.dim() == 4 and tuple(dims) in ((2, 3), (0, 1)) and is_channels_last(a.unsqueeze(0)):
         return _profile_tc_last(a, tuple(dims))
     order = sorted(range(a.dim()), key=lambda d: -a.stride(d))
