@@ -170,6 +170,26 @@ def test_a_latency_controller_decides_only_where_deciding_can_pay(tmp_path):
         build_net(cfg, "c3d", "dance", 10, backbone=backbone)
 
 
+def test_the_best_predicted_ratio_is_the_least_over_every_grid_choice():
+    """`best_ratio` (the ceiling a controller trained against the table could be predicted
+    to reach) is the least ratio over every way to set each layer to a grid point or leave
+    it dense; a layer whose decision overhead exceeds its best saving is left dense."""
+    model, _ = _linear_model(layers=2)
+    model.decide_ms.copy_(torch.tensor([0.5, 4.2], dtype=torch.float64))
+    grid = [getattr(model, f"grid{d}").tolist() for d in range(3)]
+    points = list(itertools.product(*grid))
+    best, shares = model.best_ratio()
+    everything = []
+    for choice in itertools.product([None, *points], repeat=2):
+        pruned = torch.tensor([c is not None for c in choice])
+        s = torch.tensor([[c or (1.0, 1.0, 1.0) for c in choice]], dtype=torch.float64)
+        everything.append((float(model.ratio(s, pruned)), choice))
+    least = min(everything, key=lambda e: e[0])
+    assert best == pytest.approx(least[0])
+    assert shares == list(least[1])
+    assert shares[1] is None and shares[0] == (0.5, 0.25, 0.1)
+
+
 def _write_table(path, layers: list[str], ms: float) -> None:
     """A latency table as `latency-table` writes it (the columns and conditions the model
     reads): every grid point of every layer at `ms`, dense at 2·`ms`."""

@@ -195,7 +195,9 @@ def write_table(cfg: dict, model_name: str) -> Path:
 
 def overhead_summary(path: Path) -> str:
     """Console lines: per layer, the dense conv and the all-kept pruned path (the decision
-    overhead per pruned conv), and the whole network's dense and floor latency."""
+    overhead per pruned conv), the whole network's dense and floor latency, and the least
+    predicted latency any grid decisions reach (:meth:`LatencyModel.best_ratio`; the
+    controller's own time is not in the table)."""
     cond = read_json(path.with_suffix(".json"))
     lines = [f"{cond['model']}: clip {cond['clip']}, {cond['threads']} threads "
              f"({cond['clock']}): network dense {cond['network_dense_ms']:.2f} ms, floor "
@@ -205,6 +207,11 @@ def overhead_summary(path: Path) -> str:
                      f"keep all {o['all_kept_ms']:.3f} ms "
                      f"({(o['all_kept_ms'] - o['dense_ms']) * 1e3:+.0f} µs); deciding at τ → 0 "
                      f"{o['decide_ms']:.3f} ms ({(o['decide_ms'] - o['dense_ms']) * 1e3:+.0f} µs)")
+    model = LatencyModel.load(path, list(cond["per_layer_overhead"]))
+    best, shares = model.best_ratio()
+    lines.append(f"  least predicted latency any grid decisions reach: {best:.3f} of dense "
+                 f"(speed-up {1 / best:.2f}x, the controller's time not included; layers "
+                 f"left dense: {sum(s is None for s in shares)} of {len(shares)})")
     return "\n".join(lines)
 
 
@@ -334,6 +341,26 @@ class LatencyModel(nn.Module):
                 weight = weight * (w if bit else 1 - w)
             out = out + weight * self.table_ms[lidx, idx[0], idx[1], idx[2]]
         return out
+
+    def best_ratio(self) -> tuple[float, list[tuple[float, float, float] | None]]:
+        """The least predicted latency ratio any decisions on the grid reach, and per layer
+        the kept shares that reach it (None: the layer is better left dense, its decision
+        overhead above what its cheapest grid point saves). The ceiling of what a
+        controller trained against this table can be predicted to gain on its machine,
+        whatever it costs in accuracy."""
+        grids = [getattr(self, f"grid{d}") for d in range(3)]
+        best_ms, shares = self.floor_ms, []
+        for i in range(len(self.layers)):
+            flat = int(self.table_ms[i].flatten().argmin())
+            pruned_ms = float(self.table_ms[i].flatten()[flat] + self.decide_ms[i])
+            if pruned_ms < float(self.dense_layer_ms[i]):
+                idx = torch.unravel_index(torch.tensor(flat), self.table_ms[i].shape)
+                shares.append(tuple(float(g[int(j)]) for g, j in zip(grids, idx, strict=True)))
+                best_ms += pruned_ms
+            else:
+                shares.append(None)
+                best_ms += float(self.dense_layer_ms[i])
+        return best_ms / self.dense_ms, shares
 
     def ratio(self, shares: Tensor, pruned: Tensor | None = None) -> Tensor:
         """[N] predicted network latency / measured dense latency. `pruned` [L] bool: the
