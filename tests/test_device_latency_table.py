@@ -21,6 +21,7 @@ from dance.aap.latency_table import (
 )
 from dance.devices import device_runner, drivers, layer_table, logs
 from dance.devices.graph import static_pools
+from dance.errors import DanceError
 from dance.io import read_json, write_json
 from dance.measure.macs import batch_effective_macs
 from dance.measure.variants import prepare_network
@@ -149,6 +150,52 @@ def test_table_graphs_are_the_static_conv_of_the_kept_sizes(table_run):
         assert shares["1,0.5,1"][1] < c
 
 
+def test_static_conv_computes_the_outputs_the_host_pruned_path_computes():
+    """On the input with the dropped frames/channels/features zeroed, a grid point's static
+    conv (with the layer's weights) gives exactly the outputs PrunedConv computes for that
+    decision, at their place; every other output of PrunedConv is the bias alone."""
+    import torch.nn.functional as F
+
+    from dance.aap.execute import PrunedConv, masks_from_decision
+    from dance.aap.latency_table import table_grid
+
+    model, clip = _network()
+    inputs = site_inputs(model, clip)
+    windowed = 0
+    for name, _, conv in model.prunable_convs():
+        x = inputs[name].contiguous()
+        in_shape = tuple(int(v) for v in x.shape[1:])
+        plan = PrunedConv(conv, channel_multiple=CHANNEL_MULTIPLE)
+        for shares in table_grid(GRID):
+            d = grid_decision(in_shape, *shares, CHANNEL_MULTIPLE, MIN_FRAMES)
+            with torch.no_grad():
+                want = plan(x, decision=d)[0].contiguous()
+            s = layer_table.static_conv(conv, in_shape, d, plan.crop_max)
+            fm, cm, sm = masks_from_decision(in_shape, *d)
+            xm = (x * fm[:, None, None] * sm)[:, cm]
+            p = [int(v) for v in conv.padding]
+            xp = F.pad(xm, (p[2], p[2], p[1], p[1], p[0], p[0]))
+            for axis in range(3):
+                start = s["in_start"][axis] + p[axis] + s["pads"][axis]
+                xp = xp.narrow(2 + axis, start, s["input"][2 + axis])
+            assert list(xp.shape) == s["input"]
+            with torch.no_grad():
+                got = F.conv3d(xp, conv.weight[:, cm], conv.bias, conv.stride, s["pads"][:3])
+            assert list(got.shape) == s["output"]
+            part = want
+            for axis in range(3):
+                part = part.narrow(2 + axis, s["out_start"][axis], s["output"][2 + axis])
+            torch.testing.assert_close(got, part, rtol=1e-4, atol=1e-5)
+            rest = want.clone()
+            rest[tuple([slice(None)] * 2 + [slice(o, o + n) for o, n in zip(
+                s["out_start"], s["output"][2:], strict=True)])] = float("nan")
+            bias = conv.bias.view(1, -1, 1, 1, 1).expand_as(want)
+            outside = ~rest.isnan()
+            torch.testing.assert_close(rest[outside], bias[outside])
+            windowed += s["input"][2:] != [in_shape[1], *in_shape[2:]]
+    assert windowed > 0
+
+
 def test_runner_times_each_layer_interleaved_and_rotated(table_run):
     _, _, _, out, _ = table_run
     log = logs.read_runner_log(out)
@@ -230,22 +277,32 @@ def test_jetson_copy_carries_the_table_graphs(table_run):
     cmds = drivers.jetson_commands(tiny_config(bundle.parent / "x", devices={
         "jetson_nano": {"ssh": "nano@h"}})["devices"], bundle, "r.jsonl")
     copied = {a.rsplit("/", 1)[-1] for a in cmds["copy"]}
+    assert "--table-max-sessions 16" in cmds["run"][-1]
     files = layer_table.table_files(read_json(bundle / "manifest.json"))
     assert files and set(files) <= copied
     assert len([f for f in files if "_table_" in f]) == 9 * len(
         read_json(bundle / "manifest.json")["latency_tables"][0]["layers"])
 
 
-@pytest.mark.slow      # one dynamo export of a tiny C3D: ~30 s idle
-def test_floor_graph_keeps_the_work_outside_the_prunable_convs(tmp_path):
+@pytest.mark.slow      # two dynamo exports of a tiny C3D: ~15 s idle
+def test_export_table_writes_every_graph_and_a_floor_that_keeps_the_other_work(tmp_path):
     pytest.importorskip("onnxruntime")
-    from dance.devices.export import export_onnx, session
+    from dance.devices.export import export_onnx, export_table, session
 
     model, clip = _network()
+    aap = tiny_config(tmp_path)["aap"]
     export_onnx(model, clip, tmp_path / "c3d_dense.onnx", 15, ["logits"])
-    export_onnx(layer_table.floor_network(model, clip), clip, tmp_path / "floor.onnx", 15,
-                ["logits"])
-    layer_table.check_floor_graph(tmp_path / "floor.onnx", tmp_path / "c3d_dense.onnx",
-                                  len(model.prunable_convs()))
-    out = session(tmp_path / "floor.onnx").run(None, {"clip": clip.numpy()})[0]
+    # the floor graph is checked to keep every Conv outside the prunable ones
+    entry = export_table(model, clip, "c3d", aap, 15, tmp_path)
+    t = aap["latency_table"]
+    points = len(t["frames"]) * len(t["channels"]) * len(t["features"])
+    assert [len(layer["graphs"]) for layer in entry["layers"]] == [points + 1] * len(
+        model.prunable_convs())
+    assert entry["warmup"] == t["warmup"] and entry["repeats"] == t["repeats"]
+    files = layer_table.table_files({"latency_tables": [entry]})
+    assert sum((tmp_path / f).stat().st_size for f in files if "_table_" in f) < 2e6
+    out = session(tmp_path / entry["floor"]).run(None, {"clip": clip.numpy()})[0]
     assert np.isfinite(out).all() and out.shape == (1, 5)
+    with pytest.raises(DanceError, match="dropped work"):
+        layer_table.check_floor_graph(tmp_path / entry["floor"], tmp_path / "c3d_dense.onnx",
+                                      len(model.prunable_convs()) - 1)

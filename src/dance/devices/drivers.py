@@ -92,7 +92,7 @@ def jetson_commands(devices: dict, bundle: Path, log_name: str) -> dict[str, lis
         "--device", "jetson_nano", "--power", j["power"], "--warmup", devices["warmup"],
         "--repeats", devices["repeats"], "--window", devices["energy_window_s"],
         "--threads", j["threads"], "--providers", j["providers"],
-        "--max-sessions", j["max_sessions"]])
+        "--max-sessions", j["max_sessions"], "--table-max-sessions", j["table_max_sessions"]])
     return {
         "mkdir": ["ssh", *opts, dest, f"mkdir -p {shlex.quote(remote)}"],
         "copy": ["scp", "-q", *opts, *map(str, files), f"{dest}:{remote}/"],

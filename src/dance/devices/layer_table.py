@@ -65,33 +65,36 @@ INPUT = "x"
 def static_conv(conv: nn.Module, in_shape: tuple[int, int, int, int], decision: tuple,
                 crop_max: float) -> dict[str, Any]:
     """The static-shape conv a device runs for `decision` (module docstring) on site input
-    `in_shape` (C, T, H, W): ``input`` [1, C', T', H', W'], ``pads`` (ONNX order) and
-    ``output`` shape."""
-    c, t, h, w = in_shape
+    `in_shape` (C, T, H, W): ``input`` [1, C', T', H', W'], ``pads`` (ONNX order),
+    ``output`` shape, and where they lie in the full conv: ``in_start`` (first input
+    frame / row / column read, < 0 inside the zero padding) and ``out_start`` (first output
+    frame / row / column computed)."""
+    c, _, _, _ = in_shape
     frames, channels, features = decision
-    kt, kh, kw = (int(k) for k in conv.kernel_size)
-    st, sh, sw = (int(s) for s in conv.stride)
-    pt, ph, pw = (int(p) for p in conv.padding)
-    k = c if channels is None else len(channels)
-    ti, pad_t = t, pt
+    kernel = [int(k) for k in conv.kernel_size]
+    stride = [int(s) for s in conv.stride]
+    padding = [int(p) for p in conv.padding]
+    # per axis (time, rows, columns): input size, padding, first input read, first output
+    axes = [[n, p, -p, 0] for n, p in zip(in_shape[1:], padding, strict=True)]
     if frames is not None:
-        keep = np.zeros((t, 1), dtype=bool)
+        keep = np.zeros((in_shape[1], 1), dtype=bool)
         keep[list(frames)] = True
-        win = crop_window(keep, (kt, 1), (st, 1), (pt, 0))
+        win = crop_window(keep, (kernel[0], 1), (stride[0], 1), (padding[0], 0))
         if win is None:
             raise DanceError(f"grid decision keeps frames {list(frames)} that no output of "
                              f"{conv} reads")
-        ti, pad_t = win.in_rows[1] - win.in_rows[0] + 1, 0
-    hi, wi, pad_h, pad_w = h, w, ph, pw
+        axes[0] = [win.in_rows[1] - win.in_rows[0] + 1, 0, win.in_rows[0], win.rows[0]]
     if features is not None:
-        win = crop_window(features.numpy() > 0, (kh, kw), (sh, sw), (ph, pw))
+        h, w = in_shape[2:]
+        win = crop_window(features.numpy() > 0, kernel[1:], stride[1:], padding[1:])
         if win is not None and win.in_area <= crop_max * h * w:
-            hi, wi = win.in_rows[1] - win.in_rows[0] + 1, win.in_cols[1] - win.in_cols[0] + 1
-            pad_h = pad_w = 0
-    size = [(n + 2 * p - kk) // st_ + 1 for n, p, kk, st_ in
-            zip((ti, hi, wi), (pad_t, pad_h, pad_w), (kt, kh, kw), (st, sh, sw), strict=True)]
-    return {"input": [1, k, ti, hi, wi], "pads": [pad_t, pad_h, pad_w] * 2,
-            "output": [1, int(conv.out_channels), *size]}
+            axes[1] = [win.in_rows[1] - win.in_rows[0] + 1, 0, win.in_rows[0], win.rows[0]]
+            axes[2] = [win.in_cols[1] - win.in_cols[0] + 1, 0, win.in_cols[0], win.cols[0]]
+    size = [(n + 2 * p - k) // s + 1
+            for (n, p, _, _), k, s in zip(axes, kernel, stride, strict=True)]
+    return {"input": [1, c if channels is None else len(channels), *(a[0] for a in axes)],
+            "pads": [a[1] for a in axes] * 2, "output": [1, int(conv.out_channels), *size],
+            "in_start": [a[2] for a in axes], "out_start": [a[3] for a in axes]}
 
 
 def conv_graph(conv: nn.Module, shape: dict[str, Any], opset: int):
