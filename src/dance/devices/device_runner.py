@@ -48,9 +48,10 @@ Log: JSON Lines, one record per line, flushed as written; ``type`` is one of ``h
 ``power``, ``sampling``, ``table`` (per model of step 4: what was run), ``layer_session``
 (per session group of step 4: its graphs and providers), ``layer_call`` (``model``,
 ``layer`` — null for the whole network —, ``key`` — ``dense``, ``floor`` or a grid point
-``frames,channels,features`` —, ``repeat``, ``seconds``), ``end``. A log without its ``end`` record was cut short. Times:
-``t``/``start``/``end`` are ``time.monotonic()`` seconds (one clock for the samples and the
-windows); ``seconds`` of a call is its ``time.perf_counter()`` duration.
+``frames,channels,features`` —, ``repeat``, ``seconds``), ``end``. A log without its
+``end`` record was cut short. Times: ``t``/``start``/``end`` are ``time.monotonic()``
+seconds (one clock for the samples and the windows); ``seconds`` of a call is its
+``time.perf_counter()`` duration.
 """
 
 import argparse
