@@ -191,6 +191,12 @@ class Paths:
         """Logs of one device: fetched by its rule, or placed here by hand."""
         return self.results / "devices" / device
 
+    def device_latency_table(self, device: str, model: str) -> Path:
+        """Per-layer latency table of `model` measured on `device` by the runner (the host
+        table's columns, + ``.json``: its conditions); absent when the device did not
+        measure it. ``aap.latency_table_file`` may name it to train for that device."""
+        return self.device_logs(device) / model / "latency_table.csv"
+
     @property
     def gpu_result(self) -> Path:
         """What the GPU check (scripts/gpu_check.sh) measured on a CUDA GPU, in the format of

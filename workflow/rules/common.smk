@@ -142,16 +142,19 @@ def dynamic_checkpoint(wildcards):
 def device_log_state(device):
     """Params trigger: the rule of a device that is not driven from here re-runs when logs
     appear in (or change under) its hand-placed log folder. A driven device's own fetched
-    logs must not trigger another run."""
+    logs must not trigger another run, nor the latency tables the rule itself writes there
+    (Paths.device_latency_table)."""
     if dance_plan.device_driven(config, device):
         return "driven"
     folder = PATHS.device_logs(device)
     if not folder.exists():
         return "none"
+    written = {PATHS.device_latency_table(device, m) for m in config["models"]}
+    written |= {p.with_suffix(".json") for p in written}
     return sorted(
         f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
         for p in folder.rglob("*")
-        if p.is_file()
+        if p.is_file() and p not in written
     )
 
 

@@ -27,6 +27,11 @@ for itself at thresholds → 0 (every profile pass and keep rule runs, nothing i
 timed too (``per_layer_overhead`` in the JSON): its excess over dense is the per-conv
 decision overhead. The whole dense network and ``dense-floor`` (every prunable conv skipped) are
 timed too. The floor is the time outside the prunable convs, which no pruning removes.
+
+A device measures the same grid (:mod:`dance.devices.layer_table`: :func:`grid_point` gives
+both tables their decisions, kept counts and MACs) and :class:`LatencyModel` reads either.
+Why this module is long: the grid, its measurement here and the model that reads a measured
+table (this host's or a device's) are one format, kept in one place.
 """
 
 from __future__ import annotations
@@ -79,6 +84,16 @@ def grid_decision(in_shape: tuple[int, int, int, int], frames: float, channels: 
     return fr, ch, fe
 
 
+def table_grid(table: dict) -> list[tuple[float, float, float]]:
+    """Every grid point (frames, channels, features shares) of `table`
+    (``aap.latency_table``); ConfigError when an axis lacks the all-kept share 1.0."""
+    for dim in ("frames", "channels", "features"):
+        if 1.0 not in table[dim]:
+            raise ConfigError(f"config key 'aap.latency_table.{dim}' is {table[dim]}: it must "
+                              f"hold 1.0 (the all-kept point the other shares are read against)")
+    return list(itertools.product(table["frames"], table["channels"], table["features"]))
+
+
 def site_inputs(model: nn.Module, clip: Tensor) -> dict[str, Tensor]:
     """The input of every prunable conv on `clip` (one forward pass, forward pre-hooks)."""
     found: dict[str, Tensor] = {}
@@ -103,6 +118,30 @@ def _masks(decision: tuple, in_shape: tuple[int, int, int, int]) -> tuple[Tensor
     return fm[None], cm[None], sm[None]
 
 
+def grid_point(conv: nn.Module, in_shape: tuple[int, int, int, int],
+               shares: tuple[float, float, float], channel_multiple: int = 1,
+               min_frames: int = 4) -> dict[str, Any]:
+    """One grid point of a conv with site input `in_shape` (C, T, H, W): its fixed decision
+    (:func:`grid_decision`), kept frames / channels / features and effective MACs, as the
+    table's columns (the host's table and a device's, :mod:`dance.devices.layer_table`)."""
+    d = grid_decision(in_shape, *shares, channel_multiple, min_frames)
+    return {"decision": d,
+            "kept_frames": in_shape[1] if d[0] is None else len(d[0]),
+            "kept_channels": in_shape[0] if d[1] is None else len(d[1]),
+            "kept_features": in_shape[2] * in_shape[3] if d[2] is None else int(d[2].sum()),
+            "macs": int(batch_effective_macs(conv, in_shape, *_masks(d, in_shape))[0])}
+
+
+def dense_macs(conv: nn.Module, in_shape: tuple[int, int, int, int]) -> int:
+    """Effective MACs of `conv` on its whole site input `in_shape` (C, T, H, W)."""
+    return int(batch_effective_macs(conv, in_shape, *_masks((None, None, None), in_shape))[0])
+
+
+def grid_key(shares: tuple[float, float, float]) -> str:
+    """The key of a grid point (frames, channels, features shares), e.g. ``0.5,1,0.25``."""
+    return ",".join(f"{s:g}" for s in shares)
+
+
 def measure(cfg: dict, model_name: str) -> dict[str, Any]:
     """Time every prunable layer at every grid point (module docstring); returns
     ``{"rows": [...], "conditions": {...}}``."""
@@ -123,11 +162,7 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
     if cfg["bench"]["channels_last"]:
         clip = clip.contiguous(memory_format=torch.channels_last_3d)
     inputs = site_inputs(model, clip)
-    for dim in ("frames", "channels", "features"):
-        if 1.0 not in t[dim]:
-            raise ConfigError(f"config key 'aap.latency_table.{dim}' is {t[dim]}: it must hold "
-                              f"1.0 (the all-kept point the other shares are read against)")
-    grid = list(itertools.product(t["frames"], t["channels"], t["features"]))
+    grid = table_grid(t)
     clock = time.thread_time if threads == 1 else time.perf_counter
     rows, overhead = [], {}
     for index, (name, _, conv) in enumerate(model.prunable_convs()):
@@ -135,12 +170,13 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
         in_shape = tuple(int(s) for s in x.shape[1:])
         plan = PrunedConv(conv, nonneg=bool((x >= 0).all()), channel_multiple=a["channel_multiple"])
         variants: dict[str, Any] = {"dense": conv}
-        decisions = {}
-        for fr, ch, fe in grid:
-            key = f"{fr:g},{ch:g},{fe:g}"
-            decisions[key] = grid_decision(in_shape, fr, ch, fe, a["channel_multiple"],
-                                           a["min_frames"])
-            variants[key] = (lambda inp, d=decisions[key], p=plan: p(inp, decision=d)[0])
+        points = {}
+        for shares in grid:
+            key = grid_key(shares)
+            points[key] = grid_point(conv, in_shape, shares, a["channel_multiple"],
+                                     a["min_frames"])
+            variants[key] = (lambda inp, d=points[key]["decision"], p=plan:
+                             p(inp, decision=d)[0])
         # the decision itself (profiles, keep rule, round-up) at thresholds that keep all
         variants["decide"] = (lambda inp, p=plan: p(inp, tau=DECIDE_TAU)[0])
         res = time_variants(variants, [x], warmup=t["warmup"], repeats=t["repeats"],
@@ -149,21 +185,17 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
         overhead[name] = {"dense_ms": dense * 1e3,
                           "all_kept_ms": res["summary"][ALL_KEPT]["median"] * 1e3,
                           "decide_ms": res["summary"]["decide"]["median"] * 1e3}
-        ones = _masks((None, None, None), in_shape)
-        dense_macs = int(batch_effective_macs(conv, in_shape, *ones)[0])
-        for (fr, ch, fe), key in zip(grid, decisions, strict=True):
-            d = decisions[key]
+        full = dense_macs(conv, in_shape)
+        for (fr, ch, fe), key in zip(grid, points, strict=True):
+            p = points[key]
             s = res["summary"][key]
             rows.append({
                 "model": model_name, "layer": name, "index": index, "in_channels": in_shape[0],
                 "in_frames": in_shape[1], "height": in_shape[2], "width": in_shape[3],
                 "frames_share": fr, "channels_share": ch, "features_share": fe,
-                "kept_frames": in_shape[1] if d[0] is None else len(d[0]),
-                "kept_channels": in_shape[0] if d[1] is None else len(d[1]),
-                "kept_features": in_shape[2] * in_shape[3] if d[2] is None
-                else int(d[2].sum()),
-                "macs": int(batch_effective_macs(conv, in_shape, *_masks(d, in_shape))[0]),
-                "dense_macs": dense_macs, "median_ms": s["median"] * 1e3,
+                "kept_frames": p["kept_frames"], "kept_channels": p["kept_channels"],
+                "kept_features": p["kept_features"], "macs": p["macs"],
+                "dense_macs": full, "median_ms": s["median"] * 1e3,
                 "p25_ms": s["p25"] * 1e3, "p75_ms": s["p75"] * 1e3,
                 "dense_median_ms": dense * 1e3, "ratio_to_dense": s["median"] / dense,
                 "n": s["n"]})

@@ -47,7 +47,10 @@ def _device(cfg: dict, args: argparse.Namespace) -> None:
     from dance.io import read_json
 
     out = measure_device(cfg, args.device)
-    print(f"{args.device}: {read_json(out)['status']}")
+    result = read_json(out)
+    print(f"{args.device}: {result['status']}")
+    for model, table in result.get("latency_tables", {}).items():
+        print(f"  {model} latency table: {table}")
     print(out)
 
 

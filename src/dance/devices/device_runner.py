@@ -34,11 +34,24 @@ header says why. The sampling record of each group gives the samples taken, the 
 median interval and the longest gap (the first jtop client sets the service's rate, so the
 requested interval need not be the real one); a jtop that stops delivering is an error.
 
+4. after every group: the per-layer latency tables the bundle holds (``latency_tables`` in
+   its manifest; ``--latency-tables skip`` leaves them out). Per model, its dense network
+   and floor graph are timed interleaved over the clips; then per prunable layer its dense
+   conv and the static conv of every grid point, each fed one fixed random input: sessions
+   of at most ``--table-max-sessions`` graphs (the dense conv in each; 0 = a layer's graphs
+   at once), ``--table-warmup`` untimed rounds, then ``--table-repeats`` rounds, each
+   running every graph once in an order rotated per round (defaults: the manifest's
+   ``aap.latency_table`` warmup and repeats). No power is sampled meanwhile.
+
 Log: JSON Lines, one record per line, flushed as written; ``type`` is one of ``header``,
 ``session`` (per model: its execution providers), ``check``, ``call``, ``window``,
-``power``, ``sampling``, ``end``. A log without its ``end`` record was cut short. Times:
-``t``/``start``/``end`` are ``time.monotonic()`` seconds (one clock for the samples and the
-windows); ``seconds`` of a call is its ``time.perf_counter()`` duration.
+``power``, ``sampling``, ``table`` (per model of step 4: what was run), ``layer_session``
+(per session group of step 4: its graphs and providers), ``layer_call`` (``model``,
+``layer`` — null for the whole network —, ``key`` — ``dense``, ``floor`` or a grid point
+``frames,channels,features`` —, ``repeat``, ``seconds``), ``end``. A log without its
+``end`` record was cut short. Times: ``t``/``start``/``end`` are ``time.monotonic()``
+seconds (one clock for the samples and the windows); ``seconds`` of a call is its
+``time.perf_counter()`` duration.
 """
 
 import argparse
@@ -50,7 +63,7 @@ import threading
 import time
 
 LOG_FORMAT = "dance-device-log"
-LOG_VERSION = 2
+LOG_VERSION = 3          # 3: the per-layer latency table (table, layer_session, layer_call)
 BOARD_RAILS = ("POM_5V_IN", "VDD_IN")     # total board input (Nano; later Jetson modules)
 
 
@@ -325,9 +338,16 @@ def run(args):
         "onnxruntime": ort.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
         "machine": platform.machine(), "power": power,
+        "latency_tables": ([t["model"] for t in manifest.get("latency_tables", [])]
+                           if args.latency_tables == "run" else []),
     })
     try:
-        run_groups(args, groups, files, inputs_of(clips), power, log)
+        inputs = inputs_of(clips)
+        errors = run_groups(args, groups, files, inputs, power, log)
+        if args.latency_tables == "run":
+            run_tables(args, manifest, files, inputs, log)
+        log.write({"type": "end", "monotonic": time.monotonic(),
+                   "power_error": "; ".join(errors) or None})
     finally:
         log.close()
 
@@ -385,8 +405,74 @@ def run_groups(args, groups, files, inputs, power, log):
         windowed.update(todo)
         sessions.clear()
         gc.collect()                                  # release the group's weights
-    log.write({"type": "end", "monotonic": time.monotonic(),
-               "power_error": "; ".join(errors) or None})
+    return errors
+
+
+def table_chunks(keys, max_sessions):
+    """Lists of graph keys loaded together: all of them, or at most `max_sessions` (at
+    least 2), the first key (the layer's dense conv) in each."""
+    if max_sessions <= 0 or max_sessions >= len(keys):
+        return [list(keys)]
+    step = max(1, max_sessions - 1)
+    return [keys[:1] + keys[1 + i:1 + i + step] for i in range(0, len(keys) - 1, step)]
+
+
+def time_table(args, log, model, layer, files, feeds, warmup, repeats):
+    """Time the graphs `files` (key -> path; the first is the reference) of one layer (or
+    of the whole network, `layer` None) interleaved, each on its list of `feeds`."""
+    import gc
+
+    import onnxruntime as ort
+
+    keys = list(files)
+    k = 0
+    for chunk in table_chunks(keys, args.table_max_sessions):
+        start = time.perf_counter()
+        sessions = dict((key, make_session(ort, files[key], args.providers, args.threads))
+                        for key in chunk)
+        log.write({"type": "layer_session", "model": model, "layer": layer, "keys": chunk,
+                   "providers": sessions[chunk[0]].get_providers(),
+                   "load_seconds": time.perf_counter() - start})
+        for w in range(warmup):
+            for key in rotated(chunk, k + w):
+                sessions[key].run(None, feeds[key][w % len(feeds[key])])
+        for r in range(repeats):
+            for c in range(max(len(f) for f in feeds.values())):
+                for key in rotated(chunk, k):
+                    feed = feeds[key][c % len(feeds[key])]
+                    start = time.perf_counter()
+                    sessions[key].run(None, feed)
+                    seconds = time.perf_counter() - start
+                    log.write({"type": "layer_call", "model": model, "layer": layer,
+                               "key": key, "repeat": r, "clip": c, "seconds": seconds})
+                k += 1
+        sessions.clear()
+        gc.collect()
+
+
+def run_tables(args, manifest, files, inputs, log):
+    """Step 4 of the module docstring: every per-layer latency table of the bundle."""
+    import numpy as np
+
+    for table in manifest.get("latency_tables", []):
+        model = table["model"]
+        warmup = table["warmup"] if args.table_warmup < 0 else args.table_warmup
+        repeats = table["repeats"] if args.table_repeats < 0 else args.table_repeats
+        log.write({"type": "table", "model": model, "warmup": warmup, "repeats": repeats,
+                   "max_sessions": args.table_max_sessions, "layers": len(table["layers"]),
+                   "floor": table.get("floor")})
+        net = {"dense": files[table["dense"]]}
+        if table.get("floor"):
+            net["floor"] = os.path.join(args.bundle, table["floor"])
+        time_table(args, log, model, None, net, dict((key, inputs) for key in net),
+                   warmup, repeats)
+        rng = np.random.RandomState(0)
+        for layer in table["layers"]:
+            graphs = layer["graphs"]
+            paths = dict((g["key"], os.path.join(args.bundle, g["file"])) for g in graphs)
+            feeds = dict((g["key"], [{"x": rng.rand(*g["input"]).astype(np.float32)}])
+                         for g in graphs)
+            time_table(args, log, model, layer["layer"], paths, feeds, warmup, repeats)
 
 
 def build_parser():
@@ -406,6 +492,15 @@ def build_parser():
                         "0 = all at once)")
     p.add_argument("--providers", default="auto",
                    help="comma list of ORT execution providers, or auto (CUDA if present, CPU)")
+    p.add_argument("--latency-tables", choices=("run", "skip"), default="run",
+                   help="time the bundle's per-layer latency tables after the models")
+    p.add_argument("--table-warmup", type=int, default=-1,
+                   help="untimed rounds per layer (-1 = the bundle's aap.latency_table.warmup)")
+    p.add_argument("--table-repeats", type=int, default=-1,
+                   help="timed rounds per layer (-1 = the bundle's aap.latency_table.repeats)")
+    p.add_argument("--table-max-sessions", type=int, default=0,
+                   help="table graphs loaded at once (the layer's dense conv in each group; "
+                        "0 = all graphs of a layer at once)")
     return p
 
 

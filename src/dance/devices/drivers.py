@@ -10,6 +10,11 @@ Three cases, in this order:
    the newest run is ingested;
 3. neither: the result says "not measured: no device configured".
 
+Then, from the device's newest runner log (``*.jsonl`` in ``Paths.device_logs(device)``;
+a Jetson's run, or a runner run by hand on a phone), each model's per-layer latency table
+is written to ``Paths.device_latency_table`` (:mod:`dance.devices.layer_table`); the
+result's ``latency_tables`` says per model where, or "not measured" and why.
+
 Jetson Nano (ssh): the bundle and :mod:`dance.devices.device_runner` go to ``remote_dir``;
 the runner writes ``run-<UTC time>.jsonl``, which is fetched.
 
@@ -36,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from dance.devices import logs
+from dance.devices import layer_table, logs
 from dance.errors import DeviceError
 from dance.io import atomic_path, read_json, write_json
 from dance.paths import Paths
@@ -81,12 +86,13 @@ def jetson_commands(devices: dict, bundle: Path, log_name: str) -> dict[str, lis
     files = [bundle / n for n in ("manifest.json", manifest["clips"], manifest["reference"],
                                   manifest["runner"])] + [bundle / m["file"]
                                                           for m in manifest["models"]]
+    files += [bundle / f for f in layer_table.table_files(manifest)]
     runner = " ".join(shlex.quote(str(a)) for a in [
         j["python"], manifest["runner"], "--bundle", ".", "--out", log_name,
         "--device", "jetson_nano", "--power", j["power"], "--warmup", devices["warmup"],
         "--repeats", devices["repeats"], "--window", devices["energy_window_s"],
         "--threads", j["threads"], "--providers", j["providers"],
-        "--max-sessions", j["max_sessions"]])
+        "--max-sessions", j["max_sessions"], "--table-max-sessions", j["table_max_sessions"]])
     return {
         "mkdir": ["ssh", *opts, dest, f"mkdir -p {shlex.quote(remote)}"],
         "copy": ["scp", "-q", *opts, *map(str, files), f"{dest}:{remote}/"],
@@ -113,11 +119,7 @@ def bundle_reference(bundle: Path, log: dict[str, Any]) -> dict[str, np.ndarray]
     """PyTorch's outputs in the bundle the log was run from; DeviceError when the log is
     from another bundle (its results could not be checked)."""
     manifest = read_json(bundle / "manifest.json")
-    ran = log["header"].get("bundle")
-    if ran != manifest.get("id"):
-        raise DeviceError(f"device log {log['path']} was run from bundle {ran}, the bundle "
-                          f"here is {manifest.get('id')} ({bundle}): its results cannot be "
-                          f"checked; run the device again on this bundle")
+    logs.check_bundle(log, manifest, bundle)
     with np.load(bundle / manifest["reference"]) as ref:
         return {k: ref[k] for k in ref.files}
 
@@ -325,5 +327,10 @@ def measure_device(cfg: dict, device: str) -> Path:
         result = {"device": device, "status": "measured",
                   "source": "driven from this host" if configured else "logs placed by hand",
                   "paper_speedup": PAPER_SPEEDUP[device], **found}
+    # the per-layer latency tables of the device's newest runner log; none without one
+    result["latency_tables"] = (layer_table.write_device_tables(paths, device, cfg["models"])
+                                if folder.exists() else
+                                {m: "not measured: no runner log of this device"
+                                 for m in cfg["models"]})
     write_json(paths.device_result(device), result)
     return paths.device_result(device)

@@ -19,7 +19,10 @@ padding-only taps dropped) and their adaptive pools replaced by static gathers
 Bundle (``Paths.device_bundle``): ``<model>_<method>.onnx`` per network, ``clips.npy``
 (the first test clips, network input format), ``reference.npz`` (PyTorch logits of each
 network on those clips under its name, and for DANCE the kept counts [clips, layers, 3] under
-``<name>#kept``, which the host checks a device's outputs against), ``manifest.json`` and a copy of the device runner. Every exported
+``<name>#kept``, which the host checks a device's outputs against), ``manifest.json`` and a copy of the device runner;
+with ``devices.latency_table``, per model also the single-conv graphs of its per-layer
+latency table and its floor graph (``<model>_table_*.onnx``, ``<model>_floor.onnx``,
+listed under ``latency_tables``; :mod:`dance.devices.layer_table`). Every exported
 model is run by ONNX Runtime on the clips and compared with PyTorch (logits, and for DANCE
 the kept frames/channels/features of every layer against the reference masks); the result
 goes to ``Paths.onnx_export_check``.
@@ -240,6 +243,26 @@ def bundle_clips(test: ClipDataset, clips: int) -> torch.Tensor:
     return test.inputs(slice(0, n)).contiguous()
 
 
+def export_table(dense: nn.Module, clip: torch.Tensor, model_name: str, aap: dict,
+                 opset: int, out: Path) -> dict[str, Any]:
+    """The per-layer latency table of `model_name` in the bundle (:mod:`dance.devices.
+    layer_table`): its graphs and floor graph written into `out`, and its manifest entry.
+    `dense`: the exported dense network; `aap`: the config's ``aap`` section."""
+    from dance.devices import layer_table
+
+    t = aap["latency_table"]
+    layers = layer_table.export_layer_graphs(dense, clip, model_name, t,
+                                             aap["channel_multiple"], aap["min_frames"],
+                                             opset, out)
+    floor = f"{model_name}_floor.onnx"
+    export_onnx(layer_table.floor_network(dense, clip), clip, out / floor, opset, ["logits"])
+    layer_table.check_floor_graph(out / floor, out / f"{model_name}_dense.onnx", len(layers))
+    return {"model": model_name, "dense": f"{model_name}:dense", "floor": floor,
+            "layers": layers, "warmup": t["warmup"], "repeats": t["repeats"],
+            "grid": {k: list(t[k]) for k in ("frames", "channels", "features")},
+            "channel_multiple": aap["channel_multiple"], "min_frames": aap["min_frames"]}
+
+
 def export_bundle(cfg: dict) -> Path:
     """Export every configured model (dense + DANCE points), check each against PyTorch,
     write the bundle and the check; returns the bundle's manifest path."""
@@ -256,8 +279,10 @@ def export_bundle(cfg: dict) -> Path:
     num_classes = test.num_classes
     opset = cfg["devices"]["opset"]
     models, checks, refs = [], {}, {}
+    tables = []
     for model_name in cfg["models"]:
-        for method, (module, net) in build_networks(cfg, model_name, num_classes).items():
+        networks = build_networks(cfg, model_name, num_classes)
+        for method, (module, net) in networks.items():
             name = f"{model_name}:{method}"
             file = f"{model_name}_{method.replace('@', '_')}.onnx"
             outputs = ["logits"] if net is None else ["logits", "kept"]
@@ -274,6 +299,9 @@ def export_bundle(cfg: dict) -> Path:
             checks[name] = check
             models.append({"name": name, "model": model_name, "method": method, "file": file,
                            "outputs": outputs})
+        if cfg["devices"]["latency_table"]:
+            tables.append(export_table(networks["dense"][0], clips[:1], model_name,
+                                       cfg["aap"], opset, out))
     with atomic_path(out / "clips.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, clips_np)
     with atomic_path(out / "reference.npz") as tmp, open(tmp, "wb") as fh:
@@ -283,6 +311,10 @@ def export_bundle(cfg: dict) -> Path:
     digest = hashlib.sha256()
     for m in models:
         digest.update((out / m["file"]).read_bytes())
+    from dance.devices.layer_table import table_files
+
+    for file in table_files({"latency_tables": tables}):
+        digest.update((out / file).read_bytes())
     digest.update(clips_np.tobytes())
     import onnx
     import onnxruntime
@@ -291,7 +323,7 @@ def export_bundle(cfg: dict) -> Path:
                 "models": models, "clips": "clips.npy", "reference": "reference.npz",
                 "runner": RUNNER.name, "clip_shape": list(clips_np.shape[1:]),
                 "opset": opset, "torch": torch.__version__, "onnx": onnx.__version__,
-                "onnxruntime_host": onnxruntime.__version__}
+                "onnxruntime_host": onnxruntime.__version__, "latency_tables": tables}
     exporter = f"torch.onnx.export(dynamo=True, opset_version={max(opset, EXPORTER_OPSET)})"
     if opset < EXPORTER_OPSET:
         exporter += f", then onnx.version_converter to opset {opset}"

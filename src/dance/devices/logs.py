@@ -6,7 +6,9 @@ Formats (the ones the device side writes, see :mod:`dance.devices.device_runner`
 
 * runner log — JSON Lines; records ``header`` (first), ``session``, ``check`` (the device's
   logits and kept counts), ``call`` (with its ``group``), ``window``, ``power`` (``t``
-  monotonic s, ``mw`` board power in mW), ``sampling``, ``end`` (last);
+  monotonic s, ``mw`` board power in mW), ``sampling``, from version 3 the per-layer
+  latency table's ``table``, ``layer_session`` and ``layer_call``
+  (:mod:`dance.devices.layer_table`), ``end`` (last); version 2 logs are read too;
 * phone battery samples — one line per sample, ``<uptime s> <current_now µA> <voltage_now µV>
   <status>`` (sysfs units: µA and µV; the current's sign depends on the driver, so its
   magnitude is used);
@@ -37,7 +39,9 @@ from dance.devices.device_runner import LOG_FORMAT, LOG_VERSION
 from dance.errors import DeviceError
 from dance.measure.stats import summarise
 
-RECORD_TYPES = ("header", "session", "check", "call", "window", "power", "sampling", "end")
+RECORD_TYPES = ("header", "session", "check", "call", "window", "power", "sampling", "end",
+                "table", "layer_session", "layer_call")
+READABLE_VERSIONS = (2, LOG_VERSION)    # 2: before the per-layer latency table (no layer records)
 GAP_FACTOR = 3.0           # jtop's own timeout is 3 intervals without an update
 WRONG = "measured, wrong results"
 
@@ -74,9 +78,10 @@ def read_runner_log(path: str | Path) -> dict[str, Any]:
     header = out["header"][0] if out["header"] else None
     if header is None or header.get("format") != LOG_FORMAT:
         raise DeviceError(f"device log {path} is not a {LOG_FORMAT} log")
-    if header.get("version") != LOG_VERSION:
+    if header.get("version") not in READABLE_VERSIONS:
         raise DeviceError(f"device log {path} has version {header.get('version')}, "
-                          f"this artifact reads version {LOG_VERSION}")
+                          f"this artifact reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}")
     if not out["end"]:
         raise DeviceError(f"device log {path} was cut short (no end record): the run did not "
                           f"finish; re-run it")
@@ -84,6 +89,16 @@ def read_runner_log(path: str | Path) -> dict[str, Any]:
     out["end"] = out["end"][-1]
     out["path"] = str(path)
     return out
+
+
+def check_bundle(log: dict[str, Any], manifest: dict[str, Any], bundle: Path) -> None:
+    """DeviceError when `log` was run from another bundle than `manifest`'s (at `bundle`):
+    its results could not be checked against this bundle's."""
+    ran = log["header"].get("bundle")
+    if ran != manifest.get("id"):
+        raise DeviceError(f"device log {log['path']} was run from bundle {ran}, the bundle "
+                          f"here is {manifest.get('id')} ({bundle}): its results cannot be "
+                          f"checked; run the device again on this bundle")
 
 
 def integrate(t: Sequence[float], watts: Sequence[float], start: float, end: float,
