@@ -190,6 +190,22 @@ def test_the_best_predicted_ratio_is_the_least_over_every_grid_choice():
     assert shares[1] is None and shares[0] == (0.5, 0.25, 0.1)
 
 
+def test_a_table_without_decision_overheads_loads_with_none(tmp_path):
+    """A device's table has no decision overheads (`per_layer_overhead` absent or null):
+    it loads, and deciding is charged nothing. Failed before on null (`in` on None)."""
+    import json
+
+    path = tmp_path / "t.csv"
+    _write_table(path, ["a", "b"], 1.0)
+    for overhead in (None, "absent"):
+        cond = {"network_floor_ms": 1.0, "network_dense_ms": 10.0}
+        if overhead != "absent":
+            cond["per_layer_overhead"] = overhead
+        path.with_suffix(".json").write_text(json.dumps(cond))
+        model = LatencyModel.load(path, ["a", "b"])
+        assert model.decide_ms.tolist() == [0.0, 0.0]
+
+
 def _write_table(path, layers: list[str], ms: float) -> None:
     """A latency table as `latency-table` writes it (the columns and conditions the model
     reads): every grid point of every layer at `ms`, dense at 2·`ms`."""

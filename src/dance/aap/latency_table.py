@@ -342,7 +342,7 @@ class LatencyModel(nn.Module):
             idx = [g.index(float(r[k])) for g, k in zip(
                 grid, ("frames_share", "channels_share", "features_share"), strict=True)]
             table[found.index(r["layer"]), idx[0], idx[1], idx[2]] = float(r["median_ms"])
-        over = cond.get("per_layer_overhead", {})
+        over = cond.get("per_layer_overhead") or {}     # a device table has none
         decide = torch.tensor([over[n]["decide_ms"] - over[n]["all_kept_ms"] if n in over
                                else 0.0 for n in layers], dtype=torch.float64)
         return cls(grid, table, dense, cond["network_floor_ms"], cond["network_dense_ms"],
