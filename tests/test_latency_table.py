@@ -103,6 +103,7 @@ def test_the_table_is_measured_on_the_bench_network_with_its_conditions(tmp_path
                                        / cond["network_dense_ms"])
     over = cond["per_layer_overhead"]
     assert list(over) == layers and all(o["decide_ms"] > 0 for o in over.values())
+    assert cond["overhead_repeats"] > cond["repeats"]       # the overheads' own, longer run
     # a layer that decides pays its measured decision overhead on top of the grid's time
     decide = [max(0.0, o["decide_ms"] - o["all_kept_ms"]) for o in over.values()]
     assert model.decide_ms.tolist() == pytest.approx(decide)

@@ -24,8 +24,9 @@ Each layer's dense conv is timed in the same interleaved run
 of each kept setting, its ratio to dense measured side by side. The grid's all-kept point
 is the pruned path when it prunes nothing with the decision given. The same conv deciding
 for itself at thresholds → 0 (every profile pass and keep rule runs, nothing is dropped) is
-timed too (``per_layer_overhead`` in the JSON): its excess over dense is the per-conv
-decision overhead. The whole dense network and ``dense-floor`` (every prunable conv skipped) are
+timed too, beside dense and the all-kept point in a run of its own with ``OVERHEAD_REPEATS``×
+the repeats (``per_layer_overhead`` in the JSON): its excess over the all-kept point is the
+per-conv decision overhead. The whole dense network and ``dense-floor`` (every prunable conv skipped) are
 timed too. The floor is the time outside the prunable convs, which no pruning removes.
 
 A device measures the same grid (:mod:`dance.devices.layer_table`: :func:`grid_point` gives
@@ -53,6 +54,7 @@ from dance.measure.macs import batch_effective_macs
 from dance.measure.variants import skip_prunable_convs, timed_network, timing_options
 from dance.paths import Paths
 
+OVERHEAD_REPEATS = 4          # × aap.latency_table.repeats for the decision overhead's run
 DECIDE_TAU = (1e-6, 1e-6, 1e-6)     # > 0: every decision runs; keeps all but all-zero entries
 ALL_KEPT = "1,1,1"
 COLUMNS = ["model", "layer", "index", "in_channels", "in_frames", "height", "width",
@@ -177,14 +179,19 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
                                      a["min_frames"])
             variants[key] = (lambda inp, d=points[key]["decision"], p=plan:
                              p(inp, decision=d)[0])
-        # the decision itself (profiles, keep rule, round-up) at thresholds that keep all
-        variants["decide"] = (lambda inp, p=plan: p(inp, tau=DECIDE_TAU)[0])
         res = time_variants(variants, [x], warmup=t["warmup"], repeats=t["repeats"],
                             audit=False, clock=clock)
         dense = res["summary"]["dense"]["median"]
-        overhead[name] = {"dense_ms": dense * 1e3,
-                          "all_kept_ms": res["summary"][ALL_KEPT]["median"] * 1e3,
-                          "decide_ms": res["summary"]["decide"]["median"] * 1e3}
+        # the decision itself (profiles, keep rule, round-up) at thresholds that keep all,
+        # beside dense and the all-kept point in a run of its own with more repeats: a
+        # difference of two medians ~0.1 ms apart was the noisiest number of the table
+        over = time_variants({"dense": conv, ALL_KEPT: variants[ALL_KEPT],
+                              "decide": lambda inp, p=plan: p(inp, tau=DECIDE_TAU)[0]},
+                             [x], warmup=t["warmup"], repeats=OVERHEAD_REPEATS * t["repeats"],
+                             audit=False, clock=clock)["summary"]
+        overhead[name] = {key: over[variant]["median"] * 1e3 for key, variant in
+                          (("dense_ms", "dense"), ("all_kept_ms", ALL_KEPT),
+                           ("decide_ms", "decide"))}
         full = dense_macs(conv, in_shape)
         for (fr, ch, fe), key in zip(grid, points, strict=True):
             p = points[key]
@@ -204,7 +211,8 @@ def measure(cfg: dict, model_name: str) -> dict[str, Any]:
                           warmup=t["warmup"], repeats=t["repeats"] * 4, audit=True, clock=clock)
     conditions = {
         "model": model_name, "clip": list(shape), "threads": threads, "clock": clock.__name__,
-        "warmup": t["warmup"], "repeats": t["repeats"], "grid": {k: list(t[k]) for k in
+        "warmup": t["warmup"], "repeats": t["repeats"],
+        "overhead_repeats": OVERHEAD_REPEATS * t["repeats"], "grid": {k: list(t[k]) for k in
                                                                   ("frames", "channels",
                                                                    "features")},
         "channel_multiple": a["channel_multiple"], "min_frames": a["min_frames"],
