@@ -481,7 +481,7 @@ def test_pruned_conv_without_thresholds_is_the_dense_conv_and_nothing_else():
     torch.testing.assert_close(out, conv(x), atol=1e-5, rtol=1e-4)
 
 
-def test_a_kept_channel_set_seen_recently_reuses_its_sliced_weight():
+def test_a_kept_channel_set_seen_recently_reuses_its_sliced_weight(monkeypatch):
     """The weight sliced to a kept channel set is kept (LRU, `SLICED_WEIGHTS` sets): a
     clip with a recent set skips the weight's gather; every output still equals the masked
     reference, for more sets than the cache holds, on both execution paths."""
@@ -508,6 +508,15 @@ def test_a_kept_channel_set_seen_recently_reuses_its_sliced_weight():
         with _OpCounter() as miss:
             plan(x, decision=(frames, sets[0], None))
         assert miss.names.count("index_select") > ops.names.count("index_select")
+    # a byte budget too: slices that would exceed it are not kept (paper-size weights)
+    plan = PrunedConv(nn.Conv3d(12, 5, 3, 1, 1))
+    one = plan.weight.index_select(1, sets[0]).numel() * 4
+    monkeypatch.setattr(execute, "SLICED_BYTES", 2 * one + 1)
+    for ch in sets[:4]:
+        plan(x, decision=(None, ch, None))
+    kept = sum(w.numel() * 4 for w in plan._sliced_cache.values())
+    assert kept == plan._sliced_bytes <= execute.SLICED_BYTES
+    assert 0 < len(plan._sliced_cache) < 4
 
 
 def test_window_outputs_never_share_memory_with_each_other_or_the_cached_fill():

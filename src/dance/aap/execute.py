@@ -54,7 +54,8 @@ from torch import Tensor, nn
 from dance.nn.conv import conv3d
 
 FRAME_EXEC = ("auto", "compact", "taps")
-SLICED_WEIGHTS = 8       # weights sliced to a kept channel set, kept per plan (LRU)
+SLICED_WEIGHTS = 8       # weights sliced to a kept channel set, kept per plan (LRU) ...
+SLICED_BYTES = 32 << 20  # ... within this many bytes per plan (a paper-size conv5 weight: 28 MB)
 CHANNELS_LAST = torch.channels_last_3d
 
 
@@ -108,21 +109,29 @@ class PrunedConv:
                 self.groups[r] = (taps, stacked)
         self._cache: dict[tuple[int, tuple[int, ...]], list] = {}
         self._sliced_cache: OrderedDict[tuple[int, bytes], Tensor] = OrderedDict()
+        self._sliced_bytes = 0
 
     def _sliced(self, weight: Tensor, channels: Tensor) -> Tensor:
-        """``weight[:, channels]``, the last `SLICED_WEIGHTS` slices kept per plan (on the
-        CPU): a clip whose kept channel set was seen recently skips the copy of the weight
-        (C3D's conv4b: 1.6 MB per call, about as long as its pruned conv)."""
+        """``weight[:, channels]``, the last `SLICED_WEIGHTS` slices kept per plan within
+        `SLICED_BYTES` (on the CPU): a clip whose kept channel set was seen recently skips
+        the copy of the weight (C3D's conv4b at the default width: 1.6 MB per call, about as
+        long as its pruned conv)."""
         if not self.on_cpu:
             return weight.index_select(1, channels)
+        cache = self._sliced_cache
         key = (weight.data_ptr(), channels.numpy().tobytes())
-        hit = self._sliced_cache.get(key)
-        if hit is None:
-            hit = self._sliced_cache[key] = weight.index_select(1, channels)
-            if len(self._sliced_cache) > SLICED_WEIGHTS:
-                self._sliced_cache.popitem(last=False)
-        else:
-            self._sliced_cache.move_to_end(key)
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit
+        hit = weight.index_select(1, channels)
+        size = hit.numel() * hit.element_size()
+        if size <= SLICED_BYTES:
+            cache[key] = hit
+            self._sliced_bytes += size
+            while len(cache) > SLICED_WEIGHTS or self._sliced_bytes > SLICED_BYTES:
+                old = cache.popitem(last=False)[1]
+                self._sliced_bytes -= old.numel() * old.element_size()
         return hit
 
     def _index(self, values: Sequence[int]) -> Tensor:
