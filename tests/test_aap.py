@@ -378,6 +378,27 @@ def test_first_layer_stats_are_the_same_in_both_memory_formats(shape, stride):
     assert stats_ops(shape[1:], stride) == 3 * c * t * flat.shape[2] // t
 
 
+@pytest.mark.parametrize("shape", [(2, 16, 8, 32, 32), (3, 5, 3, 5, 7)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_sums_statistics_are_the_mean_of_every_channel_frame_map(shape, stride):
+    """aap.stats: sums = [N, C·T] channel-major means of each (strided) (channel, frame)
+    map, in either memory format; one element operation per element read."""
+    a = torch.rand(*shape, generator=torch.Generator().manual_seed(2)) * 3
+    n, c, t = shape[:3]
+    sub = a.double()[:, :, :, ::stride, ::stride]
+    want = sub.mean((3, 4)).reshape(n, c * t)
+    for x in (a, a.contiguous(memory_format=torch.channels_last_3d)):
+        got = first_layer_stats(x, stride, "sums")
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    assert stats_ops(shape[1:], stride, "sums") * 3 == stats_ops(shape[1:], stride)
+    assert Controller(c, t, 2, hidden=4, tau_max=1.0, tau_init=0.2,
+                      stats="sums").in_features == c * t
+    with pytest.raises(ValueError, match="moments, sums"):
+        first_layer_stats(a, stride, "medians")
+    with pytest.raises(ValueError, match="moments, sums"):
+        Controller(c, t, 2, hidden=4, tau_max=1.0, tau_init=0.2, stats="medians")
+
+
 class _ReductionSpy(torch.overrides.TorchFunctionMode):
     """Records (op, contiguous input, dims) of every amax/sum/vector_norm call."""
 
@@ -425,22 +446,25 @@ class _OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.parametrize("kind", ["moments", "sums"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_controller_inference_equals_its_training_path_and_follows_weight_changes(
-        channels_last, stride):
+        channels_last, stride, kind):
     """Without gradients the controller folds its linear steps into its two layers (fewer
     op calls per clip); the thresholds equal the training path's, and the fold follows every
     change of the weights, the standardisation and the mask made in place (the bench's
     probes scale the mask; loading a checkpoint copies into the parameters). A stale fold
     would give the old thresholds."""
     gen = torch.Generator().manual_seed(3)
-    ctrl = Controller(6, 4, 5, hidden=16, tau_max=1.5, tau_init=0.2, stats_stride=stride)
+    ctrl = Controller(6, 4, 5, hidden=16, tau_max=1.5, tau_init=0.2, stats_stride=stride,
+                      stats=kind)
     nn.init.normal_(ctrl.net[2].weight, 0.0, 0.5, generator=gen)
     a = torch.rand(2, 6, 4, 10, 10, generator=gen) * torch.rand(1, 6, 1, 1, 1, generator=gen)
     if channels_last:
         a = a.contiguous(memory_format=torch.channels_last_3d)
-    ctrl.calibrate(torch.cat([first_layer_stats(a, stride), first_layer_stats(a * 1.3, stride)]))
+    ctrl.calibrate(torch.cat([first_layer_stats(a, stride, kind),
+                              first_layer_stats(a * 1.3, stride, kind)]))
 
     def both():
         with torch.enable_grad():
@@ -466,6 +490,23 @@ def test_controller_inference_equals_its_training_path_and_follows_weight_change
         assert not torch.allclose(ref_changed, ref)
         torch.testing.assert_close(fast_changed, ref_changed, atol=2e-5, rtol=1e-5)
         ref = ref_changed
+
+
+def test_sums_statistics_run_fewer_op_calls_than_the_moments():
+    """The point of aap.stats: sums: in the network each op call costs 3-5x its cost alone,
+    so the controller's cost is its count of calls. One reduction instead of four plus the
+    std arithmetic and the concatenation."""
+    a = torch.rand(1, 6, 4, 10, 10)
+    counts = {}
+    for kind in ("moments", "sums"):
+        ctrl = Controller(6, 4, 5, hidden=16, tau_max=1.5, tau_init=0.2, stats=kind).eval()
+        with torch.no_grad():
+            ctrl(a)                                       # fold cached
+            with _OpCounter() as ops:
+                ctrl(a)
+        counts[kind] = ops.names
+    assert counts["sums"].count("sum") == 1 and "amax" not in counts["sums"]
+    assert len(counts["sums"]) <= len(counts["moments"]) - 8, counts
 
 
 def test_pruned_conv_without_thresholds_is_the_dense_conv_and_nothing_else():

@@ -36,7 +36,7 @@ TRAIN_KEYS = ("batch_size", "channels_last", "epochs", "eval_batch_size", "label
 AAP_KEYS = ("batch_size", "budget", "channel_multiple", "cost", "epochs", "hidden",
             "kd_temperature",
             "kd_weight", "lr", "min_frames", "min_layer_share", "min_pruned_share",
-            "optimizer", "penalty", "stats_stride", "tau_init", "tau_max", "temperature",
+            "optimizer", "penalty", "stats", "stats_stride", "tau_init", "tau_max", "temperature",
             "temperature_end", "train_clips", "train_split", "val_clips", "weight_decay")
 
 # The selector head's training keys (its thresholds only route at evaluation).

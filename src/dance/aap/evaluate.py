@@ -214,8 +214,9 @@ def evaluate_net(net: AAPNet, test: ClipDataset, device: torch.device, energy_se
         "overhead": {
             "controller_macs": net.controller.macs(),
             "controller_macs_share": net.controller.macs() / dense_macs,
-            "stats_ops": stats_ops(a1_shape, net.controller.stats_stride),
-            "stats_ops_share": stats_ops(a1_shape, net.controller.stats_stride) / dense_macs,
+            "stats_ops": stats_ops(a1_shape, net.controller.stats_stride, net.controller.stats),
+            "stats_ops_share": stats_ops(a1_shape, net.controller.stats_stride,
+                                         net.controller.stats) / dense_macs,
             "pruning_ops_mean": float(prune_ops.mean()),
             "pruning_ops_share": float(prune_ops.mean() / dense_macs),
             "note": "ops are element operations (sums, squares, max), not MACs; shares are "

@@ -93,7 +93,7 @@ def controller_spec(aap: dict, backbone: nn.Module, variant: str, macs: dict,
             "hidden": aap["hidden"], "tau_max": aap["tau_max"],
             "dims": list(DIMS[variant]), "tau_init": aap["tau_init"],
             "active_layers": active, "mask": [[f, True, True] for f in frames_ok],
-            "stats_stride": aap["stats_stride"]}
+            "stats_stride": aap["stats_stride"], "stats": aap["stats"]}
 
 
 def _first_activation_shape(backbone: nn.Module, macs: dict) -> tuple[int, ...]:

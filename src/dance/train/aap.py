@@ -68,12 +68,14 @@ class _StopForward(Exception):
 
 @torch.no_grad()
 def first_layer_statistics(backbone: nn.Module, dataset: ClipDataset, batch_size: int,
-                           device: torch.device, stride: int = 1) -> Tensor:
-    """Controller inputs [N, 3·C1 + T] of every clip (forward stops after the first layer)."""
+                           device: torch.device, stride: int = 1,
+                           kind: str = "moments") -> Tensor:
+    """Controller inputs of every clip (statistics `kind`, :func:`first_layer_stats`; the
+    forward stops after the first layer)."""
     out: list[Tensor] = []
 
     def hook(module, args, output):
-        out.append(first_layer_stats(output, stride).cpu())
+        out.append(first_layer_stats(output, stride, kind).cpu())
         raise _StopForward
 
     handle = backbone.first_act.register_forward_hook(hook)
@@ -210,7 +212,8 @@ def train_aap(cfg: dict, model_name: str, variant: str, point: int) -> Path:
     latency = latency_model(a["cost"], paths, model_name, net.names)
     spec = controller_spec(a, net.backbone, variant, net.macs, latency)
     stats = first_layer_statistics(net.backbone, train_set, cfg["train"]["eval_batch_size"],
-                                   device, net.controller.stats_stride)
+                                   device, net.controller.stats_stride,
+                                   net.controller.stats)
     net.controller.calibrate(stats)
     sched = aap_schedule(a, cfg["train"])
     net.anneal = (a["temperature"], a["temperature_end"],
