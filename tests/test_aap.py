@@ -712,6 +712,23 @@ def test_target_budget_pulls_the_mac_ratio_back_up_from_below():
         budget_term("hinge", below, 0.8, 20.0)
 
 
+def test_quadratic_budget_pulls_harder_for_a_tighter_budget_that_target_does_not():
+    """Where a sweep's budgets all lie below the ratio the controllers reach (latency budgets
+    here), target's pull is the same for every budget, so every point ends at one network;
+    quadratic pulls a tighter budget harder, and is two-sided like target."""
+    from dance.train.aap import budget_term
+
+    def pull(kind, budget, ratio0=0.93):
+        ratio = torch.tensor(ratio0, requires_grad=True)
+        budget_term(kind, ratio, budget, 20.0).backward()
+        return float(ratio.grad)
+
+    assert pull("target", 0.9) == pull("target", 0.5)
+    assert 0 < pull("quadratic", 0.9) < pull("quadratic", 0.8) < pull("quadratic", 0.5)
+    assert pull("quadratic", 0.5) == pytest.approx(2 * 20.0 * 0.43)
+    assert pull("quadratic", 0.95) < 0                      # below the budget: pulled back up
+
+
 def test_evaluation_writes_decisions_and_the_summary(trained_point):
     from dance.aap.summary import write_summary
     from dance.paths import Paths

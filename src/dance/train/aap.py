@@ -21,6 +21,11 @@ kept shares):
 * ``aap.budget = target``: penalty · |r − b| for the point's MAC budget b (two-sided: with
   the hinge alone, the first steps' push overshot and nothing pulled back — budget 0.8 ended
   at 0.6 of the MACs, docs/experiments.md "AAP training recipe");
+* ``aap.budget = quadratic``: penalty · (r − b)², two-sided like ``target`` but with a pull
+  that grows with the distance: where no budget of a sweep is reached (latency budgets on
+  this host: every controller ended at one predicted latency above all of them), the
+  constant pull of ``target`` gives every point the same equilibrium, this one a lower one
+  for a tighter budget;
 * ``aap.budget = ceiling``: penalty · max(0, r − b) (the hinge);
 * ``aap.budget = weight``: β · r for the point's weight β.
 
@@ -123,13 +128,15 @@ def teacher_logits(net: AAPNet, dataset: ClipDataset, batch_size: int,
                       for x, _, _ in dataset.batches(batch_size)])
 
 
-BUDGETS = ("target", "ceiling", "weight")
+BUDGETS = ("target", "quadratic", "ceiling", "weight")
 
 
 def budget_term(kind: str, ratio: Tensor, point: float, penalty: float) -> Tensor:
     """The MAC term of the loss for expected MAC ratio `ratio` (module docstring)."""
     if kind == "target":                 # pulled to the budget from either side
         return penalty * (ratio - point).abs()
+    if kind == "quadratic":              # pulled harder the farther from the budget
+        return penalty * (ratio - point) ** 2
     if kind == "ceiling":
         return penalty * torch.relu(ratio - point)
     if kind == "weight":
