@@ -349,3 +349,21 @@ def test_dense_floor_runs_everything_but_the_prunable_convs():
         assert dense_calls - floor_calls == len(model.prunable_convs())
         assert all(isinstance(floor.get_submodule(n), SkippedConv)
                    for n, _, _ in model.prunable_convs())
+
+
+def test_controller_overhead_script_times_every_statistics_kind():
+    """scripts/controller_overhead.py (docs/experiments.md, 2026-12-08) runs end to end and
+    prints dense, the bypass and one line per aap.stats kind, each with a speed-up."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dance.aap.controller import STATS
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "controller_overhead.py"
+    res = subprocess.run([sys.executable, str(script), "--model", "r3d18", "--repeats", "1",
+                          "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    for name in ("dense", "bypass", *STATS):
+        assert re.search(rf"^\s+{name}\s+[\d.]+ ms\s+speed-up [\d.]+", res.stdout, re.M), res.stdout

@@ -10,8 +10,9 @@ Input statistics of the first activation A1 (N, C1, T, H, W), per sample (``aap.
   reduction. The channel and frame means of ``moments`` are linear in these, so the first
   layer forms them itself; the standard deviation and maximum are left out. Our choice for
   batch-1 latency: in the network each reduction and small op costs 3-5x what it costs
-  alone (caches cold after conv1), and the moments' eleven extra op calls cost
-  0.15-0.25 ms per clip, about as much as a pruned layer saves (docs/experiments.md).
+  alone (measured; caches left cold by the conv kernels are the likely cause), and the
+  moments' nine extra op calls cost 0.13-0.19 ms per clip, 2-3% of the network
+  (docs/experiments.md).
 
 They are standardised with fixed statistics (mean and std of each input over the
 controller's training clips, buffers `mu`/`sigma`, set by :meth:`Controller.calibrate`
